@@ -1,0 +1,39 @@
+# The two commands of a new user: `make run` (the demo end to end) and `make test` (the suite).
+# Each bootstraps .venv from pyproject.toml when it is missing or older than pyproject.toml.
+PYTHON ?= python3
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-fast lint format bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	$(PY) -m pip install -q -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+	$(PY) -c "import estimator_core, tensorflow, prefect, mlflow"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m examples.train_digits
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+bench: $(STAMP)
+	$(PY) -m bench.run_bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,47 @@
+"""estimator_core: the tf.estimator programming model on TensorFlow 2.
+
+``import estimator_core as est`` gives tf.estimator's names: ``est.Estimator``,
+``est.EstimatorSpec``, ``est.RunConfig``, ``est.ModeKeys``, ``est.export``, the hooks, and
+``est.get_global_step()`` for use inside model_fn. Pure TensorFlow: no orchestration or tracking.
+"""
+
+from estimator_core import export, metrics
+from estimator_core.estimator import Estimator
+from estimator_core.hooks import (
+    CheckpointSaverListener,
+    LoggingTensorHook,
+    NanLossDuringTrainingError,
+    NanTensorHook,
+    SessionRunArgs,
+    SessionRunContext,
+    SessionRunHook,
+    SessionRunValues,
+    StepCounterHook,
+    StopAtStepHook,
+)
+from estimator_core.mode_keys import ModeKeys
+from estimator_core.run_config import RunConfig
+from estimator_core.spec import EstimatorSpec
+from estimator_core.training_util import get_global_step
+from estimator_core.variables import VariableMismatchError
+
+__all__ = [
+    "CheckpointSaverListener",
+    "Estimator",
+    "EstimatorSpec",
+    "LoggingTensorHook",
+    "ModeKeys",
+    "NanLossDuringTrainingError",
+    "NanTensorHook",
+    "RunConfig",
+    "SessionRunArgs",
+    "SessionRunContext",
+    "SessionRunHook",
+    "SessionRunValues",
+    "StepCounterHook",
+    "StopAtStepHook",
+    "VariableMismatchError",
+    "export",
+    "get_global_step",
+    "metrics",
+]

@@ -1,0 +1,619 @@
+"""The Estimator: train, evaluate, predict and export a model described by a model_fn."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from estimator_core import hooks as hooks_lib
+from estimator_core.backend import LoopResult, ModelFnBackend
+from estimator_core.checkpoints import GLOBAL_STEP_KEY, Checkpointer
+from estimator_core.export.serving import ServingInputReceiver
+from estimator_core.function_backend import FunctionBackend
+from estimator_core.mode_keys import ModeKeys
+from estimator_core.model_fn import ModelFn, call_input_fn, split_element
+from estimator_core.run_config import RunConfig, apply_session_config
+from estimator_core.spec import EstimatorSpec
+from estimator_core.variables import CHECKPOINT_ROOT, checkpoint_key
+
+logger = logging.getLogger("estimator_core")
+
+_UNBOUNDED = 2**62
+
+
+class Estimator:
+    """Trains, evaluates, predicts with and exports the model a ``model_fn`` describes.
+
+    ``model_fn(features, labels, mode, params, config)`` (declaring any subset that includes
+    ``features``) builds the model and returns an :class:`EstimatorSpec` for ``mode``. It may
+    build Keras layers, optimizers and metrics on every call: they share one set of variables
+    across calls and modes (see :mod:`estimator_core.variables`).
+
+    The outer loop of :meth:`train`, in pseudo-code::
+
+        restore the latest checkpoint in model_dir unless the weights in memory already equal it
+        iterator = iter(input_fn())
+        while global_step < target and no hook asked to stop:
+            n = steps until the next checkpoint, hook trigger, target or iterations_per_loop
+            hooks.before_run(); backend.train(iterator, n); hooks.after_run()
+            save a checkpoint when RunConfig says so
+        save a checkpoint
+
+    Args:
+      model_fn: the model function.
+      model_dir: where checkpoints and summaries go; must agree with ``config.model_dir`` when
+        both are set; a new temporary directory when neither is.
+      config: a :class:`RunConfig`.
+      params: dict passed to model_fn (and to input_fns that declare ``params``).
+      warm_start_from: a checkpoint path or a model_dir whose latest checkpoint initialises the
+        variables it holds when model_dir has no checkpoint yet (the global step is not taken).
+    """
+
+    def __init__(
+        self,
+        model_fn: Callable[..., EstimatorSpec],
+        model_dir: str | os.PathLike | None = None,
+        config: RunConfig | None = None,
+        params: dict[str, Any] | None = None,
+        warm_start_from: str | os.PathLike | None = None,
+    ) -> None:
+        config = config if config is not None else RunConfig()
+        if not isinstance(config, RunConfig):
+            raise TypeError(
+                f"config must be an estimator_core.RunConfig, got {type(config).__name__}"
+            )
+        model_dir = os.fspath(model_dir) if model_dir is not None else None
+        if model_dir and config.model_dir and _norm(model_dir) != _norm(config.model_dir):
+            raise ValueError(
+                f"model_dir {model_dir!r} and RunConfig.model_dir {config.model_dir!r} differ; "
+                "set one of them or make them equal"
+            )
+        model_dir = model_dir or config.model_dir
+        if not model_dir:
+            model_dir = tempfile.mkdtemp(prefix="estimator_core-")
+            logger.warning("Using temporary folder as model directory: %s", model_dir)
+        tf.io.gfile.makedirs(model_dir)
+        self._config = config.replace(model_dir=model_dir)
+        self._params = dict(params or {})
+        self._warm_start_from = os.fspath(warm_start_from) if warm_start_from else None
+        apply_session_config(config.session_config)
+        if config.tf_random_seed is not None:
+            keras.utils.set_random_seed(config.tf_random_seed)
+        self._model_fn = model_fn
+        self._train_writer = tf.summary.create_file_writer(model_dir)
+        self._eval_writers: dict[str, tf.summary.SummaryWriter] = {}
+        self._backend: ModelFnBackend = FunctionBackend(
+            ModelFn(model_fn, self._params, self._config),
+            self._train_writer,
+            config.save_summary_steps,
+            run_eagerly=config.run_eagerly,
+        )
+        self._checkpointer = Checkpointer(
+            model_dir, self._backend.store, self._backend.global_step, self._config
+        )
+
+    # -- properties -------------------------------------------------------------------------
+
+    @property
+    def model_dir(self) -> str:
+        return self._config.model_dir  # type: ignore[return-value]
+
+    @property
+    def config(self) -> RunConfig:
+        return self._config
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self._params)
+
+    @property
+    def model_fn(self) -> Callable[..., EstimatorSpec]:
+        return self._model_fn
+
+    # -- train ------------------------------------------------------------------------------
+
+    def train(
+        self,
+        input_fn: Callable[..., tf.data.Dataset],
+        hooks: Sequence[hooks_lib.SessionRunHook] | None = None,
+        steps: int | None = None,
+        max_steps: int | None = None,
+        saving_listeners: Sequence[hooks_lib.CheckpointSaverListener] | None = None,
+    ) -> Estimator:
+        """Train on ``input_fn``'s data; returns ``self``.
+
+        ``steps``: train this many steps more than the global step at the start of the call
+        (two calls with ``steps=n`` train 2n steps). ``max_steps``: train until the global step
+        reaches it (two calls with ``max_steps=n`` train n steps in all; a call that starts at
+        or past it does nothing). Give at most one; with neither, train until the input ends.
+        Training also ends at the end of the input, or when a hook requests a stop.
+
+        Starts from the latest checkpoint in model_dir (reusing the weights in memory when they
+        already equal it), saves checkpoints as ``RunConfig`` says, and one at the end.
+        """
+        if steps is not None and max_steps is not None:
+            raise ValueError("Can not provide both steps and max_steps.")
+        for name, value in (("steps", steps), ("max_steps", max_steps)):
+            if value is not None and (not isinstance(value, (int, np.integer)) or value <= 0):
+                raise ValueError(f"Must specify {name} > 0, given: {value!r}")
+        self._restore_for_training()
+        start = self._global_step()
+        if max_steps is not None and start >= max_steps:
+            logger.info("Skipping training since max_steps has already saved.")
+            return self
+        target = start + steps if steps is not None else max_steps
+        iterator = iter(self._input(input_fn, ModeKeys.TRAIN))
+        listeners = list(saving_listeners or ())
+        hooks_set = _Hooks(
+            self._backend, ModeKeys.TRAIN, self._builtin_training_hooks() + list(hooks or ())
+        )
+        hooks_set.start(start)
+        for listener in listeners:
+            listener.begin()
+        ran_any, finite = False, True
+        while target is None or self._global_step() < target:
+            step = self._global_step()
+            bounds = [target, self._checkpointer.next_save_step(step)]
+            bounds += [hook.next_trigger_step(step) for hook in hooks_set.hooks]
+            num_steps = _loop_length(self._config.iterations_per_loop, step, bounds)
+            result, stop = self._run_hooked(
+                self._backend.train, iterator, ModeKeys.TRAIN, hooks_set, num_steps
+            )
+            if result is None:
+                break
+            ran_any = True
+            finite = bool(np.all(np.isfinite(result.values["loss"])))
+            if not finite:
+                break
+            if self._checkpointer.save_due(self._global_step()) and self._save(listeners):
+                stop = True
+            if stop:
+                break
+        if not ran_any:
+            raise ValueError("input_fn yielded no data: training ran no step")
+        step = self._global_step()
+        if finite and not self._checkpointer.holds_step(step):
+            self._save(listeners)
+        for listener in listeners:
+            listener.end(None, step)
+        hooks_set.end()
+        self._train_writer.flush()
+        return self
+
+    # -- evaluate ---------------------------------------------------------------------------
+
+    def evaluate(
+        self,
+        input_fn: Callable[..., tf.data.Dataset],
+        steps: int | None = None,
+        hooks: Sequence[hooks_lib.SessionRunHook] | None = None,
+        checkpoint_path: str | None = None,
+        name: str | None = None,
+    ) -> dict[str, Any]:
+        """Evaluate the model on ``input_fn``'s data; returns the metrics.
+
+        Evaluates ``checkpoint_path`` (a checkpoint prefix or a directory), by default the latest
+        checkpoint in model_dir; nothing is reloaded when the weights in memory already equal
+        it. Runs ``steps`` batches, or until the input ends when ``steps`` is None. Returns
+        each ``eval_metric_ops`` value over all batches, ``loss`` (the mean of the batch losses)
+        and ``global_step``, and writes them as summaries to :meth:`eval_dir` of ``name``.
+        """
+        if steps is not None and steps <= 0:
+            raise ValueError(f"Must specify steps > 0, given: {steps}")
+        self._restore_for_inference(checkpoint_path)
+        iterator = iter(self._input(input_fn, ModeKeys.EVAL))
+        hooks_set = _Hooks(self._backend, ModeKeys.EVAL, list(hooks or ()))
+        hooks_set.start(self._global_step())
+        self._backend.reset_metrics()
+        done = 0
+        while steps is None or done < steps:
+            per_step = any(h.next_trigger_step(self._global_step()) for h in hooks_set.hooks)
+            num_steps = 1 if per_step else self._config.iterations_per_loop
+            if steps is not None:
+                num_steps = min(num_steps, steps - done)
+            result, stop = self._run_hooked(
+                self._backend.evaluate, iterator, ModeKeys.EVAL, hooks_set, num_steps
+            )
+            if result is None:
+                break
+            done += result.steps
+            if stop:
+                break
+        if done == 0:
+            raise ValueError("input_fn yielded no data: evaluation ran no step")
+        hooks_set.end()
+        results: dict[str, Any] = dict(self._backend.metric_results())
+        results["global_step"] = self._global_step()
+        self._write_eval_summaries(name, results)
+        logger.info(
+            "Saving dict for global step %d: %s",
+            results["global_step"],
+            ", ".join(f"{k} = {_scalar_text(v)}" for k, v in sorted(results.items())),
+        )
+        return results
+
+    # -- predict ----------------------------------------------------------------------------
+
+    def predict(
+        self,
+        input_fn: Callable[..., tf.data.Dataset],
+        predict_keys: str | Sequence[str] | None = None,
+        hooks: Sequence[hooks_lib.SessionRunHook] | None = None,
+        checkpoint_path: str | None = None,
+        yield_single_examples: bool = True,
+    ) -> Iterator[Any]:
+        """Yield predictions for every element of ``input_fn``'s dataset.
+
+        With ``yield_single_examples`` one dict (or value) per example, else one per batch.
+        ``predict_keys`` limits the dict to those keys. Uses ``checkpoint_path`` or the latest
+        checkpoint (a fresh initialisation, with a log line, when there is none).
+        """
+        keys = [predict_keys] if isinstance(predict_keys, str) else predict_keys
+        self._restore_for_inference(checkpoint_path, required=False)
+        dataset = self._input(input_fn, ModeKeys.PREDICT)
+        hooks_set = _Hooks(self._backend, ModeKeys.PREDICT, list(hooks or ()))
+        hooks_set.start(self._global_step())
+        for element in dataset:
+            features, _ = split_element(element)
+            predictions = _select_keys(_to_numpy(self._backend.predict(features)), keys)
+            hooks_set.join_spec_hooks(self._global_step())
+            _hooks_around_batch(hooks_set.hooks, predictions, self._global_step())
+            if yield_single_examples:
+                yield from _single_examples(predictions)
+            else:
+                yield predictions
+        hooks_set.end()
+
+    # -- export -----------------------------------------------------------------------------
+
+    def export_saved_model(
+        self,
+        export_dir_base: str | os.PathLike,
+        serving_input_receiver_fn: Callable[[], ServingInputReceiver],
+        assets_extra: Mapping[str, str] | None = None,
+        as_text: bool = False,
+        checkpoint_path: str | None = None,
+    ) -> str:
+        """Export the model as a SavedModel in a new ``export_dir_base/<timestamp>`` directory.
+
+        One signature per ``export_outputs`` entry of the PREDICT-mode spec (``serving_default``
+        among them), taking the receiver's inputs. ``assets_extra`` maps destination paths under
+        ``assets.extra/`` to source files. ``as_text`` also writes ``saved_model.pbtxt``. The
+        directory is written under a temporary name and renamed when complete. Returns its path.
+        """
+        receiver = serving_input_receiver_fn()
+        if not isinstance(receiver, ServingInputReceiver):
+            raise TypeError(
+                "serving_input_receiver_fn must return an estimator_core.export."
+                f"ServingInputReceiver, got {type(receiver).__name__}"
+            )
+        self._restore_for_inference(checkpoint_path)
+        signatures, variables = self._backend.serving_functions(receiver)
+        root = tf.Module()
+        root.model_variables = variables
+        export_dir_base = os.fspath(export_dir_base)
+        tf.io.gfile.makedirs(export_dir_base)
+        final_dir = _fresh_timestamp_dir(export_dir_base)
+        temp_dir = os.path.join(
+            export_dir_base, f".temp-{os.path.basename(final_dir)}-{os.getpid()}"
+        )
+        try:
+            tf.saved_model.save(root, temp_dir, signatures=signatures)
+            if as_text:
+                _write_pbtxt(temp_dir)
+            for dest, source in (assets_extra or {}).items():
+                target = os.path.join(temp_dir, "assets.extra", dest)
+                tf.io.gfile.makedirs(os.path.dirname(target))
+                tf.io.gfile.copy(source, target, overwrite=True)
+            tf.io.gfile.rename(temp_dir, final_dir)
+        except BaseException:
+            if tf.io.gfile.exists(temp_dir):
+                tf.io.gfile.rmtree(temp_dir)
+            raise
+        logger.info("SavedModel written to: %s", final_dir)
+        return final_dir
+
+    # -- inspection -------------------------------------------------------------------------
+
+    def latest_checkpoint(self) -> str | None:
+        """Path prefix of the latest checkpoint in model_dir, or None."""
+        return self._checkpointer.latest()
+
+    def get_variable_names(self) -> list[str]:
+        """Names of the variables in the latest checkpoint (``global_step`` among them)."""
+        reader = self._latest_reader()
+        names = []
+        for key in reader.get_variable_to_shape_map():
+            if key == GLOBAL_STEP_KEY:
+                names.append("global_step")
+            elif key.startswith(CHECKPOINT_ROOT + "/") and key.endswith(
+                "/.ATTRIBUTES/VARIABLE_VALUE"
+            ):
+                escaped = key[len(CHECKPOINT_ROOT) + 1 : -len("/.ATTRIBUTES/VARIABLE_VALUE")]
+                names.append(_unescape(escaped))
+        return sorted(names)
+
+    def get_variable_value(self, name: str) -> np.ndarray:
+        """Value of variable ``name`` (see :meth:`get_variable_names`) in the latest checkpoint."""
+        reader = self._latest_reader()
+        key = GLOBAL_STEP_KEY if name == "global_step" else checkpoint_key(name)
+        if not reader.has_tensor(key):
+            raise ValueError(f"variable {name!r} is not in checkpoint {self.latest_checkpoint()}")
+        return reader.get_tensor(key)
+
+    def eval_dir(self, name: str | None = None) -> str:
+        """Directory of evaluation summaries: ``model_dir/eval`` or ``model_dir/eval_<name>``."""
+        return os.path.join(self.model_dir, "eval" if not name else f"eval_{name}")
+
+    def get_global_step_value(self) -> int:
+        """The global step of the weights in memory."""
+        return self._global_step()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _global_step(self) -> int:
+        return int(self._backend.global_step.numpy())
+
+    def _input(self, input_fn: Callable[..., tf.data.Dataset], mode: str) -> tf.data.Dataset:
+        if self._config.tf_random_seed is not None:
+            tf.random.set_seed(self._config.tf_random_seed + self._global_step())
+        return call_input_fn(input_fn, mode, self._params, self._config)
+
+    def _restore_for_training(self) -> None:
+        latest = self._checkpointer.latest()
+        if latest is not None:
+            if latest != self._checkpointer.loaded_path:
+                self._checkpointer.restore(latest)
+        elif self._warm_start_from and self._checkpointer.loaded_path is None:
+            self._checkpointer.warm_start(self._warm_start_from)
+
+    def _restore_for_inference(self, checkpoint_path: str | None, required: bool = False) -> None:
+        path = checkpoint_path or self._checkpointer.latest()
+        if path is None:
+            if required:
+                raise ValueError(f"Could not find trained model in model_dir: {self.model_dir}.")
+            logger.info(
+                "Could not find trained model in model_dir: %s, running initialization.",
+                self.model_dir,
+            )
+            return
+        if path != self._checkpointer.loaded_path:
+            self._checkpointer.restore(path)
+
+    def _save(self, listeners: list[hooks_lib.CheckpointSaverListener]) -> bool:
+        """Save a checkpoint; True when a listener asked training to stop."""
+        step = self._global_step()
+        for listener in listeners:
+            listener.before_save(None, step)
+        path = self._checkpointer.save()
+        logger.info("Saving checkpoints for %d into %s.", step, path)
+        stop = False
+        for listener in listeners:
+            stop = bool(listener.after_save(None, step)) or stop
+        return stop
+
+    def _builtin_training_hooks(self) -> list[hooks_lib.SessionRunHook]:
+        hooks: list[hooks_lib.SessionRunHook] = [hooks_lib.NanTensorHook("loss")]
+        every = self._config.log_step_count_steps
+        if every:
+            hooks.append(hooks_lib.StepCounterHook(every, summary_writer=self._train_writer))
+            hooks.append(
+                hooks_lib.LoggingTensorHook(
+                    {"loss": "loss", "step": "global_step"}, every_n_iter=every
+                )
+            )
+        return hooks
+
+    def _run_hooked(
+        self,
+        run: Callable[[Any, int], LoopResult],
+        iterator: Any,
+        mode: str,
+        hooks_set: _Hooks,
+        num_steps: int,
+    ) -> tuple[LoopResult | None, bool]:
+        """Run one compiled loop of ``num_steps`` between the hooks' before_run and after_run.
+
+        Returns ``(result, stop)``: ``stop`` when a hook requested it or the input ended;
+        ``result`` is None when the input ended before the loop's first step.
+        """
+        context = hooks_lib.SessionRunContext()
+        hooks = hooks_set.hooks
+        requests = [hook.before_run(context) for hook in hooks]
+        try:
+            result = run(iterator, num_steps)
+        except tf.errors.OutOfRangeError:
+            return None, True
+        values = dict(result.values)
+        values["global_step"] = np.int64(self._global_step())
+        spec = self._backend.traced_spec(mode)
+        for hook, request in zip(hooks, requests, strict=True):
+            fetched = None if request is None else _resolve(request.fetches, values, spec)
+            hook.after_run(context, hooks_lib.SessionRunValues(fetched))
+        hooks_set.join_spec_hooks(self._global_step())
+        return result, context.stop_requested or result.steps < num_steps
+
+    def _write_eval_summaries(self, name: str | None, results: dict[str, Any]) -> None:
+        directory = self.eval_dir(name)
+        writer = self._eval_writers.get(directory)
+        if writer is None:
+            writer = self._eval_writers[directory] = tf.summary.create_file_writer(directory)
+        with writer.as_default(step=results["global_step"]):
+            for key, value in results.items():
+                if key != "global_step" and np.ndim(value) == 0:
+                    tf.summary.scalar(key, value)
+        writer.flush()
+
+    def _latest_reader(self) -> tf.train.CheckpointReader:
+        latest = self.latest_checkpoint()
+        if latest is None:
+            raise ValueError(f"Could not find trained model in model_dir: {self.model_dir}.")
+        return tf.train.load_checkpoint(latest)
+
+
+def _norm(path: str) -> str:
+    return os.path.normpath(os.path.abspath(path)) if "://" not in path else path.rstrip("/")
+
+
+def _loop_length(iterations_per_loop: int, step: int, bounds: list[int | None]) -> int:
+    """Steps to run from ``step``: at most ``iterations_per_loop``, ending at the nearest bound."""
+    num_steps = iterations_per_loop
+    for bound in bounds:
+        if bound is not None and bound > step:
+            num_steps = min(num_steps, bound - step)
+    return num_steps
+
+
+class _Hooks:
+    """The hooks of one train/evaluate/predict call.
+
+    The hooks of ``EstimatorSpec`` (``training_hooks``, ...) exist once model_fn has been traced,
+    so on an Estimator's first call in a mode they join after its first compiled loop.
+    """
+
+    def __init__(self, backend: ModelFnBackend, mode: str, hooks: list[Any]) -> None:
+        self._backend = backend
+        self._mode = mode
+        self._joined = False
+        self.hooks = hooks
+
+    def start(self, global_step: int) -> None:
+        self._start(self.hooks, global_step)
+        self.join_spec_hooks(global_step)
+
+    def join_spec_hooks(self, global_step: int) -> None:
+        if self._joined:
+            return
+        spec = self._backend.traced_spec(self._mode)
+        if spec is None:
+            return
+        self._joined = True
+        if self._mode == ModeKeys.TRAIN:
+            added = list(spec.training_chief_hooks) + list(spec.training_hooks)
+        elif self._mode == ModeKeys.EVAL:
+            added = list(spec.evaluation_hooks)
+        else:
+            added = list(spec.prediction_hooks)
+        self._start(added, global_step)
+        self.hooks = self.hooks + added
+
+    def end(self) -> None:
+        for hook in self.hooks:
+            hook.end(None)
+
+    @staticmethod
+    def _start(hooks: list[Any], global_step: int) -> None:
+        for hook in hooks:
+            hook.begin()
+            hook.after_create_session(None, None)
+            start_at = getattr(hook, "start_at", None)
+            if start_at is not None:
+                start_at(global_step)
+
+
+def _resolve(fetches: Any, values: dict[str, Any], spec: EstimatorSpec | None) -> Any:
+    by_identity = {}
+    if spec is not None:
+        by_identity[id(spec.loss)] = "loss"
+        if isinstance(spec.predictions, dict):
+            by_identity.update({id(t): k for k, t in spec.predictions.items()})
+        elif spec.predictions is not None:
+            by_identity[id(spec.predictions)] = "predictions"
+
+    def lookup(fetch: Any) -> Any:
+        name = fetch if isinstance(fetch, str) else by_identity.get(id(fetch))
+        if name is None or name not in values:
+            raise KeyError(
+                f"hook fetch {fetch!r} is not available; a hook can fetch {sorted(values)} "
+                "(by name, or the loss/predictions tensors model_fn returned)"
+            )
+        return values[name]
+
+    return tf.nest.map_structure(lookup, fetches)
+
+
+def _to_numpy(predictions: Any) -> Any:
+    return tf.nest.map_structure(
+        lambda t: t.numpy() if hasattr(t, "numpy") else np.asarray(t), predictions
+    )
+
+
+def _select_keys(predictions: Any, keys: Sequence[str] | None) -> Any:
+    if keys is None:
+        return predictions
+    if not isinstance(predictions, dict):
+        raise ValueError("predict_keys given but model_fn's predictions is not a dict")
+    missing = [k for k in keys if k not in predictions]
+    if missing:
+        raise ValueError(f"predict_keys {missing} are not in predictions {sorted(predictions)}")
+    return {k: predictions[k] for k in keys}
+
+
+def _single_examples(predictions: Any) -> Iterator[Any]:
+    if not isinstance(predictions, dict):
+        yield from predictions
+        return
+    sizes = {k: v.shape[0] if v.ndim else None for k, v in predictions.items()}
+    if len(set(sizes.values())) != 1 or None in sizes.values():
+        raise ValueError(
+            f"yield_single_examples needs every prediction to have the same batch size, got {sizes}"
+        )
+    for i in range(next(iter(sizes.values()))):
+        yield {k: v[i] for k, v in predictions.items()}
+
+
+def _hooks_around_batch(hooks: list[Any], predictions: Any, global_step: int) -> None:
+    if not hooks:
+        return
+    values = dict(predictions) if isinstance(predictions, dict) else {"predictions": predictions}
+    values["global_step"] = np.int64(global_step)
+    context = hooks_lib.SessionRunContext()
+    for hook in hooks:
+        request = hook.before_run(context)
+        fetched = None if request is None else _resolve(request.fetches, values, None)
+        hook.after_run(context, hooks_lib.SessionRunValues(fetched))
+
+
+def _fresh_timestamp_dir(base: str) -> str:
+    stamp = int(time.time())
+    while tf.io.gfile.exists(os.path.join(base, str(stamp))):
+        stamp += 1
+    return os.path.join(base, str(stamp))
+
+
+def _write_pbtxt(directory: str) -> None:
+    from google.protobuf import text_format
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(os.path.join(directory, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    with tf.io.gfile.GFile(os.path.join(directory, "saved_model.pbtxt"), "w") as f:
+        f.write(text_format.MessageToString(proto))
+
+
+def _unescape(escaped: str) -> str:
+    out, i = [], 0
+    while i < len(escaped):
+        if escaped[i] == "." and i + 1 < len(escaped):
+            out.append("/" if escaped[i + 1] == "S" else escaped[i + 1])
+            i += 2
+        else:
+            out.append(escaped[i])
+            i += 1
+    return "".join(out)
+
+
+def _scalar_text(value: Any) -> str:
+    return f"{float(value):.6g}" if np.ndim(value) == 0 else str(np.shape(value))
+
+
+__all__ = ["Estimator"]

@@ -1,0 +1,243 @@
+"""The TF2 backend: model_fn traced into one compiled ``tf.function`` loop per mode.
+
+Each mode's loop runs many steps per call::
+
+    def train_loop(iterator, num_steps):
+        values = step(next(iterator))            # variables are created here, on the first trace
+        for _ in tf.range(num_steps - 1):         # a tf.while_loop
+            if loss is not finite: break
+            batch = iterator.get_next_as_optional()
+            if not batch.has_value(): break       # end of input
+            values = step(batch.get_value())      # same variables, from the VariableStore
+        return values
+
+The functions are created once per backend and traced once per mode and input structure, so
+alternating train() and evaluate() never retraces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from estimator_core.backend import LoopResult, ModelFnBackend
+from estimator_core.export.serving import ServingInputReceiver
+from estimator_core.mode_keys import ModeKeys
+from estimator_core.model_fn import ModelFn, split_element
+from estimator_core.spec import EstimatorSpec
+from estimator_core.training_util import global_step_scope
+from estimator_core.variables import VariableStore
+
+_GLOBAL_STEP = "global_step"
+
+
+class FunctionBackend(ModelFnBackend):
+    """Runs model_fn in ``tf.function`` loops (or eagerly with ``run_eagerly``)."""
+
+    def __init__(
+        self,
+        model_fn: ModelFn,
+        train_summary_writer: tf.summary.SummaryWriter | None,
+        save_summary_steps: int | None,
+        run_eagerly: bool = False,
+    ) -> None:
+        self._model_fn = model_fn
+        self._writer = train_summary_writer
+        self._summary_every = save_summary_steps or 0
+        self.store = VariableStore()
+        self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name=_GLOBAL_STEP)
+        self._eval_loss = keras.metrics.Mean(name="eval_loss")
+        self._specs: dict[str, EstimatorSpec] = {}
+        compile_fn = (lambda fn: fn) if run_eagerly else tf.function
+        self._train_loop = compile_fn(self._train_loop_body)
+        self._eval_loop = compile_fn(self._eval_loop_body)
+        self._predict_step = (
+            self._predict_body
+            if run_eagerly
+            else tf.function(self._predict_body, reduce_retracing=True)
+        )
+
+    # -- ModelFnBackend ---------------------------------------------------------------------
+
+    def train(self, iterator: Any, num_steps: int) -> LoopResult:
+        return self._run(self._train_loop, iterator, num_steps)
+
+    def evaluate(self, iterator: Any, num_steps: int) -> LoopResult:
+        return self._run(self._eval_loop, iterator, num_steps)
+
+    def reset_metrics(self) -> None:
+        self._eval_loss.reset_state()
+        for metric in self._eval_metrics():
+            metric.reset_state()
+
+    def metric_results(self) -> dict[str, np.ndarray]:
+        spec = self._specs.get(ModeKeys.EVAL)
+        results = {
+            name: np.asarray(metric.result())
+            for name, metric in (spec.eval_metric_ops if spec else {}).items()
+        }
+        results["loss"] = np.asarray(self._eval_loss.result())
+        return results
+
+    def predict(self, features: Any) -> Any:
+        with global_step_scope(self.global_step):
+            return self._predict_step(features)
+
+    def traced_spec(self, mode: str) -> EstimatorSpec | None:
+        return self._specs.get(mode)
+
+    def serving_functions(
+        self, receiver: ServingInputReceiver
+    ) -> tuple[dict[str, Callable[..., Any]], list[tf.Variable]]:
+        used: dict[int, tf.Variable] = {}
+        specs: list[EstimatorSpec] = []
+
+        def serve(receiver_tensors: dict[str, tf.Tensor]) -> EstimatorSpec:
+            with self.store.model_fn_call(ModeKeys.PREDICT, allow_creation=True) as call:
+                spec = self._model_fn(receiver.features(receiver_tensors), None, ModeKeys.PREDICT)
+            used.update((id(v), v) for v in call.used)
+            specs.append(spec)
+            return spec
+
+        def discover_signatures(receiver_tensors: dict[str, tf.Tensor]) -> None:
+            serve(receiver_tensors)
+
+        with global_step_scope(self.global_step):
+            tf.function(discover_signatures).get_concrete_function(
+                dict(receiver.receiver_tensors_spec)
+            )
+            signatures = {
+                name: _signature_function(serve, name, receiver)
+                for name in specs[-1].export_outputs
+            }
+        return signatures, list(used.values())
+
+    # -- compiled bodies --------------------------------------------------------------------
+
+    def _run(self, loop: Callable[..., Any], iterator: Any, num_steps: int) -> LoopResult:
+        if num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        with global_step_scope(self.global_step):
+            steps, values = loop(iterator, tf.constant(num_steps, tf.int64))
+        return LoopResult(int(steps), {name: np.asarray(v) for name, v in values.items()})
+
+    def _loop(self, step: Callable[[Any, bool], dict[str, Any]], iterator: Any, num_steps: Any):
+        values = step(next(iterator), True)
+        steps = tf.constant(1, tf.int64)
+        for _ in tf.range(num_steps - 1):
+            if not tf.reduce_all(tf.math.is_finite(values["loss"])):
+                break
+            batch = iterator.get_next_as_optional()
+            if not batch.has_value():
+                break
+            values = step(batch.get_value(), False)
+            steps += 1
+        return steps, values
+
+    def _train_loop_body(self, iterator: Any, num_steps: Any):
+        return self._loop(self._train_step, iterator, num_steps)
+
+    def _eval_loop_body(self, iterator: Any, num_steps: Any):
+        with tf.summary.record_if(False):
+            return self._loop(self._eval_step, iterator, num_steps)
+
+    def _train_step(self, element: Any, first_call: bool) -> dict[str, Any]:
+        features, labels = split_element(element)
+        step = self.global_step + 1
+        record = (
+            tf.equal(step % self._summary_every, 0) if self._summary_every else tf.constant(False)
+        )
+        with self._summary_context(step, record):
+            with self.store.model_fn_call(ModeKeys.TRAIN, allow_creation=first_call) as call:
+                with tf.GradientTape() as tape:
+                    spec = self._model_fn(features, labels, ModeKeys.TRAIN)
+                # Inside the store's scope: optimizers create their slots on first apply.
+                _apply_train_op(spec, tape, call.trainable_variables())
+            self._remember(ModeKeys.TRAIN, spec, first_call)
+            tf.summary.scalar("loss", spec.loss)
+        self.global_step.assign_add(1)
+        return _step_values(spec)
+
+    def _eval_step(self, element: Any, first_call: bool) -> dict[str, Any]:
+        features, labels = split_element(element)
+        with self.store.model_fn_call(ModeKeys.EVAL, allow_creation=first_call):
+            spec = self._model_fn(features, labels, ModeKeys.EVAL)
+        self._remember(ModeKeys.EVAL, spec, first_call)
+        self._eval_loss.update_state(tf.cast(spec.loss, tf.float32))
+        return _step_values(spec)
+
+    def _predict_body(self, features: Any) -> Any:
+        with self.store.model_fn_call(ModeKeys.PREDICT, allow_creation=True):
+            spec = self._model_fn(features, None, ModeKeys.PREDICT)
+        self._remember(ModeKeys.PREDICT, spec, True)
+        return spec.predictions
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _summary_context(self, step: Any, record: Any):
+        if self._writer is None:
+            return tf.summary.record_if(False)
+        return _Both(self._writer.as_default(step=step), tf.summary.record_if(record))
+
+    def _remember(self, mode: str, spec: EstimatorSpec, first_call: bool) -> None:
+        if first_call:
+            self._specs[mode] = spec
+
+    def _eval_metrics(self) -> list[keras.metrics.Metric]:
+        spec = self._specs.get(ModeKeys.EVAL)
+        return list(spec.eval_metric_ops.values()) if spec else []
+
+
+class _Both:
+    """Enter two context managers as one (keeps the step function's nesting flat)."""
+
+    def __init__(self, first: Any, second: Any) -> None:
+        self._managers = (first, second)
+
+    def __enter__(self) -> None:
+        for manager in self._managers:
+            manager.__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        for manager in reversed(self._managers):
+            manager.__exit__(*exc)
+
+
+def _apply_train_op(
+    spec: EstimatorSpec, tape: tf.GradientTape, variables: list[tf.Variable]
+) -> None:
+    train_op = spec.train_op
+    if isinstance(train_op, keras.optimizers.Optimizer):
+        gradients = tape.gradient(spec.loss, variables)
+        pairs = [(g, v) for g, v in zip(gradients, variables, strict=True) if g is not None]
+        if not pairs:
+            raise ValueError(
+                "EstimatorSpec.train_op is an optimizer but loss depends on none of the "
+                f"{len(variables)} trainable variables model_fn created"
+            )
+        train_op.apply_gradients(pairs)
+    elif callable(train_op):
+        train_op(tape)
+
+
+def _step_values(spec: EstimatorSpec) -> dict[str, Any]:
+    values = {"loss": spec.loss}
+    predictions = spec.predictions
+    if isinstance(predictions, dict):
+        values.update(predictions)
+    elif predictions is not None:
+        values["predictions"] = predictions
+    return values
+
+
+def _signature_function(
+    serve: Callable[..., EstimatorSpec], name: str, receiver: ServingInputReceiver
+) -> Any:
+    def signature(**receiver_tensors: tf.Tensor) -> dict[str, tf.Tensor]:
+        return serve(receiver_tensors).export_outputs[name].as_signature_outputs()
+
+    return tf.function(signature).get_concrete_function(**receiver.receiver_tensors_spec)

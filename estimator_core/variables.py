@@ -1,0 +1,186 @@
+"""The variable store: one set of variables shared by every call of model_fn.
+
+A seed-style model_fn builds new Keras layers, optimizers and metrics on every call, and Keras
+names them anew each time (``dense``, ``dense_1``, ...). The store intercepts variable creation
+with ``tf.variable_creator_scope`` and hands back the variable it already holds for the same
+*key*: the variable's name relative to model_fn's name scope, with every ``_<digits>`` suffix
+removed, plus ``_<k>`` for the k-th variable (k >= 1) of that name in one model_fn call.
+So the same layer code gets the same variables in every mode and every retrace, and the keys
+are the same in every process, which makes them the checkpoint's keys.
+
+The rule that follows for model_fn: create the variables it shares in the same order in every
+mode (giving layers explicit names makes the match independent of order).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+_NUMERIC_SUFFIX = re.compile(r"_\d+(?=$|/|_)")
+CHECKPOINT_ROOT = "variables"
+
+
+class VariableMismatchError(ValueError):
+    """A checkpoint does not fit the variables model_fn creates."""
+
+
+def normalized_name(name: str) -> str:
+    """``'sequential_3/dense_12/kernel'`` → ``'sequential/dense/kernel'``."""
+    return _NUMERIC_SUFFIX.sub("", name)
+
+
+def checkpoint_key(key: str) -> str:
+    """The key of a store variable inside a ``tf.train.Checkpoint`` written by the Estimator.
+
+    Object-based checkpoints escape ``.`` as ``..`` and ``/`` as ``.S`` in object names.
+    """
+    escaped = key.replace(".", "..").replace("/", ".S")
+    return f"{CHECKPOINT_ROOT}/{escaped}/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+class VariableStore:
+    """Variables created by model_fn, keyed by their normalized names.
+
+    ``checkpointed`` holds the variables saved in checkpoints: all but the streaming-metric
+    accumulators. Those (non-trainable variables summed across replicas, which is how every
+    Keras metric creates its state) are local to the mode that created them, like TF1's local
+    variables: a metric updated in TRAIN mode never leaks into an evaluation.
+    """
+
+    def __init__(self) -> None:
+        self.variables: dict[str, tf.Variable] = {}
+        self.checkpointed: dict[str, tf.Variable] = {}
+        self._pending: tf.train.CheckpointReader | None = None
+        self._pending_shapes: dict[str, list[int]] = {}
+        self._call: _CallState | None = None
+
+    @contextlib.contextmanager
+    def model_fn_call(self, mode: str, allow_creation: bool) -> Iterator[_CallState]:
+        """Scope of one model_fn call: variables created inside are shared through the store.
+
+        ``allow_creation=False`` turns the creation of a variable the store does not hold into
+        an error (inside a compiled loop body TensorFlow cannot create variables).
+        """
+        state = _CallState(mode, tf.get_current_name_scope(), allow_creation)
+        previous, self._call = self._call, state
+        try:
+            with tf.variable_creator_scope(self._creator):
+                yield state
+        finally:
+            self._call = previous
+
+    def set_pending_checkpoint(self, reader: tf.train.CheckpointReader | None) -> None:
+        """Variables created from now on take their initial values from ``reader`` when it has them."""
+        self._pending = reader
+        self._pending_shapes = reader.get_variable_to_shape_map() if reader is not None else {}
+
+    def _creator(self, next_creator: Any, **kwargs: Any) -> tf.Variable:
+        state = self._call
+        assert state is not None, "variable creator used outside model_fn_call"
+        key = state.key_for(kwargs.get("name") or "Variable")
+        local = _is_metric_accumulator(kwargs)
+        store_key = f"{key}@{state.mode}" if local else key
+        existing = self.variables.get(store_key)
+        if existing is not None:
+            state.used.append(existing)
+            return existing
+        if not state.allow_creation:
+            raise ValueError(
+                f"model_fn created variable {key!r} in a later call of the same compiled step "
+                "than its first; model_fn must create the same variables on every call"
+            )
+        ckpt_key = checkpoint_key(key)
+        if not local and ckpt_key in self._pending_shapes:
+            kwargs["initial_value"] = self._checkpoint_value(key, ckpt_key, kwargs)
+        variable = next_creator(**kwargs)
+        self.variables[store_key] = variable
+        if not local:
+            self.checkpointed[key] = variable
+        state.used.append(variable)
+        return variable
+
+    def _checkpoint_value(self, key: str, ckpt_key: str, kwargs: dict[str, Any]) -> np.ndarray:
+        assert self._pending is not None
+        value = self._pending.get_tensor(ckpt_key)
+        wanted = _requested_shape(kwargs)
+        if wanted is not None and wanted.is_fully_defined() and list(wanted) != list(value.shape):
+            raise VariableMismatchError(
+                f"variable {key!r}: model_fn creates shape {wanted.as_list()} but the checkpoint "
+                f"has shape {list(value.shape)}"
+            )
+        dtype = kwargs.get("dtype")
+        if dtype is not None:
+            value = value.astype(tf.as_dtype(dtype).as_numpy_dtype)
+        return value
+
+    def restore(self, reader: tf.train.CheckpointReader, path: str, require_all: bool) -> None:
+        """Assign checkpointed variables their values in ``reader``; later ones load lazily.
+
+        ``require_all``: a checkpointed variable missing from the checkpoint is an error
+        (restoring); otherwise it keeps its value (warm starting).
+        """
+        shapes = reader.get_variable_to_shape_map()
+        missing = [key for key in self.checkpointed if checkpoint_key(key) not in shapes]
+        if missing and require_all:
+            raise VariableMismatchError(
+                f"checkpoint {path} lacks variable(s) {missing} that model_fn created"
+            )
+        for key, variable in self.checkpointed.items():
+            if key in missing:
+                continue
+            value = reader.get_tensor(checkpoint_key(key))
+            if list(variable.shape) != list(value.shape):
+                raise VariableMismatchError(
+                    f"variable {key!r}: model_fn created shape {variable.shape.as_list()} but "
+                    f"checkpoint {path} has shape {list(value.shape)}"
+                )
+            variable.assign(value)
+        self.set_pending_checkpoint(reader)
+
+
+class _CallState:
+    def __init__(self, mode: str, name_scope: str, allow_creation: bool) -> None:
+        self.mode = mode
+        self.allow_creation = allow_creation
+        self._prefix = f"{name_scope}/" if name_scope else ""
+        self._counts: dict[str, int] = {}
+        self.used: list[tf.Variable] = []
+
+    def key_for(self, name: str) -> str:
+        scope = tf.get_current_name_scope()
+        full = f"{scope}/{name}" if scope else name
+        if self._prefix and full.startswith(self._prefix):
+            full = full[len(self._prefix) :]
+        base = normalized_name(full)
+        occurrence = self._counts.get(base, 0)
+        self._counts[base] = occurrence + 1
+        return f"{base}_{occurrence}" if occurrence else base
+
+    def trainable_variables(self) -> list[tf.Variable]:
+        """The trainable variables this call used, each once, in order of first use."""
+        seen: dict[int, tf.Variable] = {}
+        for variable in self.used:
+            if variable.trainable:
+                seen.setdefault(id(variable), variable)
+        return list(seen.values())
+
+
+def _is_metric_accumulator(kwargs: dict[str, Any]) -> bool:
+    return (
+        kwargs.get("trainable") is False and kwargs.get("aggregation") == tf.VariableAggregation.SUM
+    )
+
+
+def _requested_shape(kwargs: dict[str, Any]) -> tf.TensorShape | None:
+    if kwargs.get("shape") is not None:
+        return tf.TensorShape(kwargs["shape"])
+    initial = kwargs.get("initial_value")
+    if initial is None or callable(initial):
+        return None
+    return tf.TensorShape(getattr(initial, "shape", np.shape(initial)))

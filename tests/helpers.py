@@ -1,0 +1,30 @@
+"""Small helpers shared by the tests."""
+
+import tensorflow as tf
+
+
+def array_input_fn(x, y=None, batch_size=32, repeat=False, shuffle=False):
+    """An input_fn over arrays; ``features = {'x': x}``."""
+
+    def input_fn():
+        features = {"x": x}
+        dataset = tf.data.Dataset.from_tensor_slices((features, y) if y is not None else features)
+        if shuffle:
+            dataset = dataset.shuffle(256, seed=0)
+        if repeat:
+            dataset = dataset.repeat()
+        return dataset.batch(batch_size)
+
+    return input_fn
+
+
+def event_scalars(directory):
+    """{tag: {step: value}} of the scalar summaries in a TensorBoard log directory."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    acc = event_accumulator.EventAccumulator(str(directory), size_guidance={"tensors": 0})
+    acc.Reload()
+    out = {}
+    for tag in acc.Tags()["tensors"]:
+        out[tag] = {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)}
+    return out
