@@ -208,7 +208,7 @@ class Estimator:
         """
         if steps is not None and steps <= 0:
             raise ValueError(f"Must specify steps > 0, given: {steps}")
-        self._restore_for_inference(checkpoint_path)
+        self._restore_for_inference(checkpoint_path, required=False)
         iterator = iter(self._input(input_fn, ModeKeys.EVAL))
         hooks_set = _Hooks(self._backend, ModeKeys.EVAL, list(hooks or ()))
         hooks_set.start(self._global_step())
@@ -295,7 +295,7 @@ class Estimator:
                 "serving_input_receiver_fn must return an estimator_core.export."
                 f"ServingInputReceiver, got {type(receiver).__name__}"
             )
-        self._restore_for_inference(checkpoint_path)
+        self._restore_for_inference(checkpoint_path, required=True)
         signatures, variables = self._backend.serving_functions(receiver)
         root = tf.Module()
         root.model_variables = variables
@@ -375,7 +375,7 @@ class Estimator:
         elif self._warm_start_from and self._checkpointer.loaded_path is None:
             self._checkpointer.warm_start(self._warm_start_from)
 
-    def _restore_for_inference(self, checkpoint_path: str | None, required: bool = False) -> None:
+    def _restore_for_inference(self, checkpoint_path: str | None, required: bool) -> None:
         path = checkpoint_path or self._checkpointer.latest()
         if path is None:
             if required:

@@ -146,6 +146,12 @@ class FunctionBackend(ModelFnBackend):
             return self._loop(self._eval_step, iterator, num_steps)
 
     def _train_step(self, element: Any, first_call: bool) -> dict[str, Any]:
+        # A root name scope: summary tags and variable names must not depend on the loop's
+        # control-flow scopes ("while/cond_1/...").
+        with tf.compat.v1.name_scope(None):
+            return self._train_step_in_root_scope(element, first_call)
+
+    def _train_step_in_root_scope(self, element: Any, first_call: bool) -> dict[str, Any]:
         features, labels = split_element(element)
         step = self.global_step + 1
         record = (

@@ -123,7 +123,7 @@ class CheckpointSaverListener:
 
 
 class _Timer:
-    """Triggers every ``every_steps`` global steps or every ``every_secs`` seconds."""
+    """Triggers at every multiple of ``every_steps`` global steps, or every ``every_secs`` seconds."""
 
     def __init__(self, every_steps: int | None = None, every_secs: float | None = None) -> None:
         if (every_steps is None) == (every_secs is None):
@@ -137,19 +137,21 @@ class _Timer:
         self.last_step: int | None = None
         self.last_time: float | None = None
 
+    def start(self, step: int) -> None:
+        self.last_step, self.last_time = step, time.time()
+
     def should_trigger(self, step: int) -> bool:
         if self.last_step is None:
             return True
         if self.every_steps is not None:
-            return step >= self.last_step + self.every_steps
+            return step // self.every_steps > self.last_step // self.every_steps
         assert self.last_time is not None and self.every_secs is not None
         return time.time() >= self.last_time + self.every_secs
 
     def next_step(self, step: int) -> int | None:
         if self.every_steps is None:
             return None
-        base = step if self.last_step is None else self.last_step
-        return max(base + self.every_steps, step + 1)
+        return (step // self.every_steps + 1) * self.every_steps
 
     def mark(self, step: int) -> tuple[float | None, int | None]:
         """Record a trigger; returns (seconds, steps) since the previous one."""
@@ -185,6 +187,10 @@ class LoggingTensorHook(SessionRunHook):
         self._formatter = formatter
         self._log_now = False
         self.last_values: dict[str, Any] | None = None
+
+    def start_at(self, global_step: int) -> None:
+        if self._timer is not None:
+            self._timer.start(global_step)
 
     def before_run(self, run_context: SessionRunContext) -> SessionRunArgs:
         return SessionRunArgs({"step": "global_step", "values": self._tensors})
@@ -295,7 +301,9 @@ class StepCounterHook(SessionRunHook):
     def begin(self) -> None:
         if self._writer is None and self._output_dir is not None:
             self._writer = tf.summary.create_file_writer(self._output_dir)
-        self._timer.last_step = None
+
+    def start_at(self, global_step: int) -> None:
+        self._timer.start(global_step)
 
     def before_run(self, run_context: SessionRunContext) -> SessionRunArgs:
         return SessionRunArgs("global_step")

@@ -34,17 +34,13 @@ def main(argv: list[str] | None = None) -> None:
     train_input = digits.input_fn_from_arrays(x_train, y_train, 32, training=True)
     eval_input = digits.input_fn_from_arrays(x_eval, y_eval, 128, training=False)
 
-    while (
-        classifier.get_global_step_value() < args.max_steps
-        or classifier.latest_checkpoint() is None
-    ):
-        classifier.train(train_input, steps=args.round_steps, max_steps=None)
+    for target in range(args.round_steps, args.max_steps + args.round_steps, args.round_steps):
+        classifier.train(train_input, max_steps=min(target, args.max_steps))
         metrics = classifier.evaluate(eval_input, name="heldout")
         print(
-            f"step {metrics['global_step']}: accuracy {metrics['accuracy']:.4f} loss {metrics['loss']:.4f}"
+            f"step {metrics['global_step']}: accuracy {metrics['accuracy']:.4f} "
+            f"loss {metrics['loss']:.4f}"
         )
-        if metrics["global_step"] >= args.max_steps:
-            break
 
     export_path = classifier.export_saved_model(
         os.path.join(args.model_dir, "export"),
