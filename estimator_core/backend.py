@@ -39,6 +39,13 @@ class ModelFnBackend(abc.ABC):
     global_step: tf.Variable
 
     @abc.abstractmethod
+    def prepare(self, mode: str, iterator: Any) -> None:
+        """Build model_fn for ``mode`` and this input before the first step, when the backend can.
+
+        Afterwards :meth:`traced_spec` returns the spec (and its hooks) for ``mode``.
+        """
+
+    @abc.abstractmethod
     def train(self, iterator: Any, num_steps: int) -> LoopResult:
         """Run up to ``num_steps`` (>= 1) TRAIN steps on batches from ``iterator``.
 

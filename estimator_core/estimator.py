@@ -151,6 +151,7 @@ class Estimator:
             return self
         target = start + steps if steps is not None else max_steps
         iterator = iter(self._input(input_fn, ModeKeys.TRAIN))
+        self._backend.prepare(ModeKeys.TRAIN, iterator)
         listeners = list(saving_listeners or ())
         hooks_set = _Hooks(
             self._backend, ModeKeys.TRAIN, self._builtin_training_hooks() + list(hooks or ())
@@ -210,6 +211,7 @@ class Estimator:
             raise ValueError(f"Must specify steps > 0, given: {steps}")
         self._restore_for_inference(checkpoint_path, required=False)
         iterator = iter(self._input(input_fn, ModeKeys.EVAL))
+        self._backend.prepare(ModeKeys.EVAL, iterator)
         hooks_set = _Hooks(self._backend, ModeKeys.EVAL, list(hooks or ()))
         hooks_set.start(self._global_step())
         self._backend.reset_metrics()

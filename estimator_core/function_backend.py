@@ -52,21 +52,51 @@ class FunctionBackend(ModelFnBackend):
         self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name=_GLOBAL_STEP)
         self._eval_loss = keras.metrics.Mean(name="eval_loss")
         self._specs: dict[str, EstimatorSpec] = {}
-        compile_fn = (lambda fn: fn) if run_eagerly else tf.function
-        self._train_loop = compile_fn(self._train_loop_body)
-        self._eval_loop = compile_fn(self._eval_loop_body)
-        self._predict_step = (
-            self._predict_body
-            if run_eagerly
-            else tf.function(self._predict_body, reduce_retracing=True)
-        )
+        self._built: set[str] = set()
+        self._run_eagerly = run_eagerly
+
+        # Closures rather than bound methods: each backend gets functions of its own, so
+        # TensorFlow's retracing detector does not count other Estimators' traces.
+        def train_loop(iterator: Any, num_steps: Any):
+            return self._loop(self._train_step, iterator, num_steps)
+
+        def eval_loop(iterator: Any, num_steps: Any):
+            with tf.summary.record_if(False):
+                return self._loop(self._eval_step, iterator, num_steps)
+
+        def predict_step(features: Any) -> Any:
+            return self._predict_body(features)
+
+        if run_eagerly:
+            self._train_loop, self._eval_loop = train_loop, eval_loop
+            self._predict_step = predict_step
+        else:
+            self._train_loop = tf.function(train_loop)
+            self._eval_loop = tf.function(eval_loop)
+            self._predict_step = tf.function(predict_step, reduce_retracing=True)
 
     # -- ModelFnBackend ---------------------------------------------------------------------
 
+    def prepare(self, mode: str, iterator: Any) -> None:
+        if self._run_eagerly or mode in self._built or mode == ModeKeys.PREDICT:
+            return
+        step = self._train_step if mode == ModeKeys.TRAIN else self._eval_step
+
+        def build(iterator: Any) -> None:
+            step(next(iterator), True)
+
+        # Variables are created in this throwaway trace, never in the loop: the loop orders
+        # every op after its input, and initializers that depend on the input cannot be lifted.
+        with global_step_scope(self.global_step):
+            tf.function(build).get_concrete_function(iterator)
+        self._built.add(mode)
+
     def train(self, iterator: Any, num_steps: int) -> LoopResult:
+        self.prepare(ModeKeys.TRAIN, iterator)
         return self._run(self._train_loop, iterator, num_steps)
 
     def evaluate(self, iterator: Any, num_steps: int) -> LoopResult:
+        self.prepare(ModeKeys.EVAL, iterator)
         return self._run(self._eval_loop, iterator, num_steps)
 
     def reset_metrics(self) -> None:
@@ -126,7 +156,7 @@ class FunctionBackend(ModelFnBackend):
         return LoopResult(int(steps), {name: np.asarray(v) for name, v in values.items()})
 
     def _loop(self, step: Callable[[Any, bool], dict[str, Any]], iterator: Any, num_steps: Any):
-        values = step(next(iterator), True)
+        values = _after_input(step, next(iterator), True)
         steps = tf.constant(1, tf.int64)
         for _ in tf.range(num_steps - 1):
             if not tf.reduce_all(tf.math.is_finite(values["loss"])):
@@ -134,16 +164,9 @@ class FunctionBackend(ModelFnBackend):
             batch = iterator.get_next_as_optional()
             if not batch.has_value():
                 break
-            values = step(batch.get_value(), False)
+            values = _after_input(step, batch.get_value(), False)
             steps += 1
         return steps, values
-
-    def _train_loop_body(self, iterator: Any, num_steps: Any):
-        return self._loop(self._train_step, iterator, num_steps)
-
-    def _eval_loop_body(self, iterator: Any, num_steps: Any):
-        with tf.summary.record_if(False):
-            return self._loop(self._eval_step, iterator, num_steps)
 
     def _train_step(self, element: Any, first_call: bool) -> dict[str, Any]:
         # A root name scope: summary tags and variable names must not depend on the loop's
@@ -190,8 +213,9 @@ class FunctionBackend(ModelFnBackend):
         return _Both(self._writer.as_default(step=step), tf.summary.record_if(record))
 
     def _remember(self, mode: str, spec: EstimatorSpec, first_call: bool) -> None:
+        # The first spec of a mode is kept: its hooks and metrics are the ones in use.
         if first_call:
-            self._specs[mode] = spec
+            self._specs.setdefault(mode, spec)
 
     def _eval_metrics(self) -> list[keras.metrics.Metric]:
         spec = self._specs.get(ModeKeys.EVAL)
@@ -211,6 +235,16 @@ class _Both:
     def __exit__(self, *exc: Any) -> None:
         for manager in reversed(self._managers):
             manager.__exit__(*exc)
+
+
+def _after_input(step: Callable[[Any, bool], dict[str, Any]], element: Any, first_call: bool):
+    """Run ``step`` on ``element`` with every op of the step ordered after the input.
+
+    Without it, updates that do not read the batch (the global step, a metric's count) may
+    run before ``next(iterator)`` fails at the end of the input, and count a step that never was.
+    """
+    with tf.control_dependencies(tf.nest.flatten(element, expand_composites=True)):
+        return step(element, first_call)
 
 
 def _apply_train_op(

@@ -35,6 +35,19 @@ def test_metrics_stream_over_the_whole_evaluation(trained, digits_arrays):
     assert limited["accuracy"] * 30 == pytest.approx(round(float(limited["accuracy"]) * 30))
 
 
+def test_loop_length_does_not_change_results(trained, digits_arrays):
+    _, _, x, y = digits_arrays
+    results = []
+    for iterations_per_loop in (1, 4, 100):
+        config = est.RunConfig(model_dir=trained.model_dir, iterations_per_loop=iterations_per_loop)
+        other = est.Estimator(digits.model_fn, config=config)
+        results.append(other.evaluate(array_input_fn(x, y, batch_size=32)))
+    reference = trained.evaluate(array_input_fn(x, y, batch_size=32))
+    for result in results:
+        assert float(result["loss"]) == pytest.approx(float(reference["loss"]), rel=1e-6)
+        assert result["accuracy"] == reference["accuracy"]
+
+
 def test_evaluate_reuses_weights_in_memory_and_restores_older_checkpoints(
     trained, eval_input, monkeypatch
 ):

@@ -40,10 +40,11 @@ def test_steps_and_max_steps_together_or_invalid_are_refused(tmp_path, train_inp
         estimator.train(train_input, steps=0)
 
 
-def test_training_ends_at_end_of_input(tmp_path, digits_arrays):
+@pytest.mark.parametrize("iterations_per_loop", [1, 5, 100])
+def test_training_ends_at_end_of_input(tmp_path, digits_arrays, iterations_per_loop):
     x, y, _, _ = digits_arrays
     finite = array_input_fn(x[:320], y[:320], batch_size=32)
-    estimator = make(tmp_path)
+    estimator = make(tmp_path, iterations_per_loop=iterations_per_loop)
     estimator.train(finite, steps=1000)
     assert estimator.get_global_step_value() == 10
     estimator.train(finite)

@@ -1,0 +1,321 @@
+"""Turns the measurements into comparison rows (with targets), a text table and a JSON file."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+ROUND_SWITCH_TARGET_S = 0.030  # estimator_core: train + evaluate fixed cost per round
+PREDICT_RATIO_TARGET = 2.0  # estimator_core predict examples/s / legacy predict_single
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def fmt(value: Any, unit: str = "", digits: int = 1) -> str:
+    """A number with ``digits`` decimals and a unit; ``n/a`` for None."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, str):
+        return value
+    return f"{value:,.{digits}f}{unit}"
+
+
+def ms(seconds: float | None) -> str:
+    return fmt(None if seconds is None else seconds * 1e3, " ms")
+
+
+def verdict(passed: bool | None) -> str:
+    return "n/a" if passed is None else ("PASS" if passed else "FAIL")
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """Left-aligned first column, right-aligned others, widths fitted to the contents."""
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+
+    def line(cells: list[str]) -> str:
+        parts = [
+            str(c).ljust(w) if i == 0 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths))
+        ]
+        return "  " + "  ".join(parts)
+
+    rule = "  " + "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+# -- comparisons ------------------------------------------------------------------------------
+
+
+def comparisons(core: dict[str, Any], base: dict[str, Any], leg: dict[str, Any]) -> list[dict]:
+    """Every ratio the report prints: value, target and verdict (None where there is no target)."""
+    steady = core["inmemory"]["steady_steps_per_s"]
+    single, batched = core["scenario_a"]["single_parse"], core["scenario_a"]["batch_parse"]
+    pred = core["predict_export"]
+    rows = [
+        _row(
+            "in-memory steps/s: estimator_core / legacy tf.estimator",
+            ratio(steady, leg["inmemory_steady_steps_per_s"]),
+            "x",
+        ),
+        _row(
+            "in-memory steps/s: estimator_core / tf.function 1 step/call",
+            ratio(steady, base["tf_function_per_step"]["steady_steps_per_s"]),
+            "x",
+        ),
+        _row(
+            "in-memory steps/s: estimator_core / tf.function 100 steps/call",
+            ratio(steady, base["tf_function_100_per_call"]["steady_steps_per_s"]),
+            "x",
+        ),
+        _row(
+            "in-memory steps/s: estimator_core / Keras fit",
+            ratio(steady, base["keras_fit"]["steady_steps_per_s"]),
+            "x",
+        ),
+    ]
+    for name, a in (("single-parse", single), ("batch-parse", batched)):
+        switch = a["round_switch_s"]
+        rows.append(
+            _row(
+                f"round switch, estimator_core ({name})",
+                switch,
+                "s",
+                target=f"< {ROUND_SWITCH_TARGET_S * 1e3:.0f} ms",
+                passed=switch < ROUND_SWITCH_TARGET_S,
+            )
+        )
+    for name, a in core["round_switch_unseeded"].items():
+        switch = a["round_switch_s"]
+        rows.append(
+            _row(
+                f"  diagnostic: same, {name.replace('_', '-')}, tf_random_seed=None",
+                switch,
+                "s",
+                target=f"< {ROUND_SWITCH_TARGET_S * 1e3:.0f} ms",
+                passed=switch < ROUND_SWITCH_TARGET_S,
+            )
+        )
+    rows += [
+        _row("round switch, legacy tf.estimator", leg["a_round_switch_s"], "s"),
+        _row(
+            "round switch: legacy / estimator_core (single-parse)",
+            ratio(leg["a_round_switch_s"], single["round_switch_s"]),
+            "x",
+        ),
+        _row(
+            "scenario A total: legacy / estimator_core (single-parse)",
+            ratio(leg["a_total_s"], single["total_s"]),
+            "x",
+        ),
+        _row(
+            "scenario A total: legacy / estimator_core (batch-parse)",
+            ratio(leg["a_total_s"], batched["total_s"]),
+            "x",
+        ),
+    ]
+    predict = ratio(pred["predict_single"]["examples_per_s"], leg["predict_single_examples_per_s"])
+    rows += [
+        _row(
+            "predict examples/s (single examples): estimator_core / legacy",
+            predict,
+            "x",
+            target=f">= {PREDICT_RATIO_TARGET:.0f}x",
+            passed=None if predict is None else predict >= PREDICT_RATIO_TARGET,
+        ),
+        _row("export_saved_model, estimator_core", pred["export_saved_model_s"], "s"),
+        _row("export_saved_model, legacy tf.estimator", leg["export_saved_model_s"], "s"),
+    ]
+    return rows
+
+
+def _row(
+    name: str, value: float | None, unit: str, target: str = "-", passed: bool | None = None
+) -> dict[str, Any]:
+    return {"comparison": name, "value": value, "unit": unit, "target": target, "passed": passed}
+
+
+def _show(row: dict[str, Any]) -> list[str]:
+    value = ms(row["value"]) if row["unit"] == "s" else fmt(row["value"], "x", 2)
+    result = "-" if row["target"] == "-" else verdict(row["passed"])
+    return [row["comparison"], value, row["target"], result]
+
+
+# -- the text report --------------------------------------------------------------------------
+
+
+def render(results: dict[str, Any]) -> str:
+    """The whole printed report: four tables and the legacy status line."""
+    core, base, leg = results["estimator_core"], results["baselines"], results["legacy_summary"]
+    plan = results["plan"]
+    parts = [
+        f"estimator_core benchmark  ({results['timestamp']}, {results['mode']} mode, "
+        f"TF {results['versions']['tensorflow']}, {results['sysinfo']['cpu_count']} CPUs)",
+        _legacy_status(results),
+        "",
+        f"In-memory training: 8,192 rows, batch 128, MLP 784-256-10, {plan['inmemory_steps']} "
+        f"steps (steady steps/s = steps / (wall - 1-step call), median of {plan['repeats']})",
+        _inmemory_table(core, base, leg),
+        "",
+        f"Scenario A: {plan['rounds']} x (train(steps={plan['train_steps']}) + "
+        f"evaluate(steps={plan['eval_steps']})) on TFRecords; round switch = train(steps=1) + "
+        "evaluate(steps=1) wall",
+        _scenario_a_table(core, leg),
+        "",
+        "Predict 10,000 eval rows (single-parse input_fn, batch 128) and export "
+        "(parsing serving receiver)",
+        _predict_table(core, leg),
+        "",
+        "Ratios and targets",
+        table(
+            ["comparison", "value", "target", "result"], [_show(r) for r in results["comparisons"]]
+        ),
+    ]
+    return "\n".join(parts)
+
+
+def _legacy_status(results: dict[str, Any]) -> str:
+    errors = results["legacy_errors"]
+    if not errors:
+        return "legacy anchor: tf.estimator (TF 2.15.1) run in this invocation"
+    return "legacy anchor UNAVAILABLE, ratios against it are n/a: " + "; ".join(
+        f"{k}: {v.splitlines()[0]}" for k, v in errors.items()
+    )
+
+
+def _inmemory_table(core: dict, base: dict, leg: dict) -> str:
+    rows = [
+        (
+            "estimator_core Estimator.train (iterations_per_loop=100)",
+            core["inmemory"],
+            "train_call_fixed_cost_s",
+        ),
+        (
+            "legacy tf.estimator (TF 2.15 graph mode)",
+            {
+                "steady_steps_per_s": leg["inmemory_steady_steps_per_s"],
+                "fixed": leg["inmemory_train_call_fixed_cost_s"],
+            },
+            "fixed",
+        ),
+        ("tf.function, 1 step per call", base["tf_function_per_step"], "call_fixed_cost_s"),
+        ("tf.function, 100 steps per call", base["tf_function_100_per_call"], "call_fixed_cost_s"),
+        ("Keras Model.fit (steps_per_execution=1)", base["keras_fit"], "call_fixed_cost_s"),
+    ]
+    return table(
+        ["framework", "steps/s", "examples/s", "1-step call"],
+        [
+            [
+                name,
+                fmt(r["steady_steps_per_s"]),
+                fmt(
+                    None if r["steady_steps_per_s"] is None else r["steady_steps_per_s"] * 128,
+                    "",
+                    0,
+                ),
+                ms(r.get(fixed_key)),
+            ]
+            for name, r, fixed_key in rows
+        ],
+    )
+
+
+def _scenario_a_table(core: dict, leg: dict) -> str:
+    def row(name: str, a: dict) -> list[str]:
+        return [
+            name,
+            fmt(a["total_s"], " s", 2),
+            fmt(a["median_round_s"], " s", 3),
+            ms(a["train_fixed_cost_s"]),
+            ms(a["eval_fixed_cost_s"]),
+            ms(a["round_switch_s"]),
+            ms(a["per_round_overhead_s"]),
+            fmt(a["train_step_ms"], "", 2),
+            fmt(a["eval_step_ms"], "", 2),
+            fmt(a["full_eval_acc"], "", 4),
+        ]
+
+    rows = [
+        row(f"estimator_core, {v}", _core_a(core["scenario_a"][v]))
+        for v in ("single_parse", "batch_parse")
+    ]
+    rows.append(row("legacy tf.estimator, single_parse", _legacy_a(leg)))
+    return table(
+        [
+            "run",
+            "total",
+            "median round",
+            "train() fixed",
+            "evaluate() fixed",
+            "round switch",
+            "overhead/round",
+            "train ms/step",
+            "eval ms/step",
+            "full-eval acc",
+        ],
+        rows,
+    )
+
+
+def _core_a(a: dict) -> dict:
+    return {
+        **a,
+        "train_step_ms": a["train_step_s"] * 1e3,
+        "eval_step_ms": a["eval_step_s"] * 1e3,
+        "full_eval_acc": a["full_eval_10000"]["accuracy"],
+    }
+
+
+def _legacy_a(leg: dict) -> dict:
+    return {
+        "total_s": leg["a_total_s"],
+        "median_round_s": leg["a_median_round_s"],
+        "train_fixed_cost_s": leg["a_train_fixed_cost_s"],
+        "eval_fixed_cost_s": leg["a_eval_fixed_cost_s"],
+        "round_switch_s": leg["a_round_switch_s"],
+        "per_round_overhead_s": leg["a_per_round_overhead_s"],
+        "train_step_ms": leg["a_train_step_ms"],
+        "eval_step_ms": leg["a_eval_step_ms"],
+        "full_eval_acc": leg["a_full_eval_acc"],
+    }
+
+
+def _predict_table(core: dict, leg: dict) -> str:
+    p = core["predict_export"]
+    rows = [
+        [
+            "estimator_core",
+            fmt(p["predict_single"]["examples_per_s"], "", 0),
+            fmt(p["predict_single_warm"]["examples_per_s"], "", 0),
+            fmt(p["predict_batched"]["examples_per_s"], "", 0),
+            fmt(p["export_saved_model_s"], " s", 3),
+            fmt(p["savedmodel_serve"]["examples_per_s"], "", 0),
+        ],
+        [
+            "legacy tf.estimator",
+            fmt(leg["predict_single_examples_per_s"], "", 0),
+            "-",
+            fmt(leg["predict_batched_examples_per_s"], "", 0),
+            fmt(leg["export_saved_model_s"], " s", 3),
+            fmt(leg["savedmodel_serve_examples_per_s"], "", 0),
+        ],
+    ]
+    return table(
+        ["run", "predict ex/s", "2nd call ex/s", "batched ex/s", "export", "SavedModel serve ex/s"],
+        rows,
+    )
+
+
+def write_json(results: dict[str, Any], directory: str) -> str:
+    """Write ``results`` to ``directory/<timestamp>.json``; returns the path."""
+    os.makedirs(directory, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(results["started_at"]))
+    path = os.path.join(directory, f"{stamp}.json")
+    with open(path, "w") as f:
+        json.dump(results, f, indent=1, default=str)
+    return path
