@@ -262,3 +262,26 @@ def test_model_dir_rules(tmp_path):
     assert est.Estimator(digits.model_fn, config=config).model_dir == str(tmp_path / "a")
     temporary = est.Estimator(digits.model_fn)
     assert os.path.isdir(temporary.model_dir)
+
+
+def test_warm_start_from_a_model_dir_takes_weights_not_step(tmp_path, train_input):
+    source = make(tmp_path / "source")
+    source.train(train_input, steps=40)
+    warm = est.Estimator(
+        digits.model_fn,
+        model_dir=tmp_path / "warm",
+        config=est.RunConfig(**FAST),
+        warm_start_from=tmp_path / "source",
+    )
+    warm.train(train_input, steps=1)
+    assert warm.get_global_step_value() == 1
+    moved = warm.get_variable_value("hidden/kernel") - source.get_variable_value("hidden/kernel")
+    assert np.abs(moved).max() < 0.05, "one step from the warm-started weights"
+    cold = make(tmp_path / "cold")
+    cold.train(train_input, steps=1)
+    assert (
+        np.abs(
+            cold.get_variable_value("hidden/kernel") - source.get_variable_value("hidden/kernel")
+        ).max()
+        > 0.1
+    )
