@@ -5,12 +5,11 @@
   ``iterations_per_loop`` does, without the Estimator around it);
 - Keras ``Model.fit`` (default ``steps_per_execution=1``).
 
-Steady steps/s everywhere = timed steps / (wall - fixed cost of a 1-step call), median of repeats.
+Each is a runner ``n -> None`` that trains n more steps; ``bench.inmemory`` measures them.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -18,8 +17,6 @@ import keras
 import tensorflow as tf
 
 from bench import workload as wl
-from bench.common import median, steady_rate, timed
-from bench.plan import Plan
 
 bc = wl.bc
 
@@ -54,25 +51,8 @@ def _step_fn() -> Callable[[Any], tf.Tensor]:
     return step
 
 
-def _measure(run_steps: Callable[[int], None], plan: Plan) -> dict[str, Any]:
-    """Warm up, then per repeat time a 1-step run and a ``plan.inmemory_steps`` run."""
-    run_steps(plan.inmemory_warmup)
-    samples = []
-    for _ in range(plan.repeats):
-        _, fixed = timed(lambda: run_steps(1))
-        _, wall = timed(lambda: run_steps(plan.inmemory_steps))
-        rate = steady_rate(plan.inmemory_steps, wall, fixed)
-        samples.append({"fixed_s": fixed, "wall_s": wall, "steady_steps_per_s": rate})
-    return {
-        "steps": plan.inmemory_steps,
-        "call_fixed_cost_s": median([s["fixed_s"] for s in samples]),
-        "steady_steps_per_s": median([s["steady_steps_per_s"] for s in samples]),
-        "samples": samples,
-    }
-
-
-def tf_function_per_step(plan: Plan) -> dict[str, Any]:
-    """A Python loop calling a compiled one-step ``tf.function`` (reads the loss once at the end)."""
+def tf_function_per_step_runner() -> Callable[[int], None]:
+    """A Python loop calling a compiled one-step ``tf.function``; reads the loss once at the end."""
     x, y = wl.inmemory_arrays()
     iterator = iter(wl.inmemory_dataset(x, y))
     step = tf.function(_step_fn())
@@ -83,10 +63,10 @@ def tf_function_per_step(plan: Plan) -> dict[str, Any]:
             loss = step(iterator)
         float(loss)
 
-    return _measure(run_steps, plan)
+    return run_steps
 
 
-def tf_function_multi_step(plan: Plan, loop_steps: int = 100) -> dict[str, Any]:
+def tf_function_multi_step_runner(loop_steps: int) -> Callable[[int], None]:
     """A compiled ``tf.range`` loop of up to ``loop_steps`` steps per ``tf.function`` call."""
     x, y = wl.inmemory_arrays()
     iterator = iter(wl.inmemory_dataset(x, y))
@@ -106,11 +86,11 @@ def tf_function_multi_step(plan: Plan, loop_steps: int = 100) -> dict[str, Any]:
             n -= chunk
         float(loss)
 
-    return {"steps_per_call": loop_steps, **_measure(run_steps, plan)}
+    return run_steps
 
 
-def keras_fit(plan: Plan) -> dict[str, Any]:
-    """``Model.fit(steps_per_epoch=N, epochs=1)`` after a warmup epoch of the same length."""
+def keras_fit_runner() -> Callable[[int], None]:
+    """``Model.fit(steps_per_epoch=n, epochs=1)`` on the same model and data."""
     x, y = wl.inmemory_arrays()
     dataset = wl.inmemory_dataset(x, y, dict_features=False)
     keras.utils.set_random_seed(42)
@@ -127,7 +107,6 @@ def keras_fit(plan: Plan) -> dict[str, Any]:
     )
 
     def run_steps(n: int) -> None:
-        model.fit(dataset, steps_per_epoch=n, epochs=1, verbose=0)
+        model.fit(dataset, steps_per_epoch=n, epochs=1, verbose=0, shuffle=False)
 
-    warm = dataclasses.replace(plan, inmemory_warmup=plan.inmemory_steps)
-    return {"steps_per_execution": 1, **_measure(run_steps, warm)}
+    return run_steps

@@ -91,6 +91,7 @@ def summary(scenarios: dict[str, Any], inmemory: dict[str, Any]) -> dict[str, An
         return node
 
     return {
+        "inmemory_steps": inmemory.get("steps"),
         "inmemory_steady_steps_per_s": inmemory.get("steady_steps_per_s"),
         "inmemory_train_call_fixed_cost_s": inmemory.get("train_call_fixed_cost_s"),
         "a_total_s": a.get("total_s"),

@@ -11,7 +11,7 @@ class Plan:
 
     inmemory_steps: int = 2000  # timed steps of each in-memory training measurement
     inmemory_warmup: int = 100  # steps run before timing (tracing, first iterator)
-    repeats: int = 3  # in-memory measurements per framework; the median is reported
+    repeats: int = 5  # in-memory measurements per framework; the median is reported
     rounds: int = 10  # scenario A: rounds of train(steps=train_steps) + evaluate(eval_steps)
     train_steps: int = 200
     eval_steps: int = 20

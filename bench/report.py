@@ -55,6 +55,7 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 def comparisons(core: dict[str, Any], base: dict[str, Any], leg: dict[str, Any]) -> list[dict]:
     """Every ratio the report prints: value, target and verdict (None where there is no target)."""
     steady = core["inmemory"]["steady_steps_per_s"]
+    paired = core["inmemory"].get("paired_ratio_vs", {})
     single, batched = core["scenario_a"]["single_parse"], core["scenario_a"]["batch_parse"]
     pred = core["predict_export"]
     rows = [
@@ -62,23 +63,15 @@ def comparisons(core: dict[str, Any], base: dict[str, Any], leg: dict[str, Any])
             "in-memory steps/s: estimator_core / legacy tf.estimator",
             ratio(steady, leg["inmemory_steady_steps_per_s"]),
             "x",
-        ),
-        _row(
-            "in-memory steps/s: estimator_core / tf.function 1 step/call",
-            ratio(steady, base["tf_function_per_step"]["steady_steps_per_s"]),
-            "x",
-        ),
-        _row(
-            "in-memory steps/s: estimator_core / tf.function 100 steps/call",
-            ratio(steady, base["tf_function_100_per_call"]["steady_steps_per_s"]),
-            "x",
-        ),
-        _row(
-            "in-memory steps/s: estimator_core / Keras fit",
-            ratio(steady, base["keras_fit"]["steady_steps_per_s"]),
-            "x",
-        ),
+        )
     ]
+    for key, label in (
+        ("tf_function_per_step", "tf.function 1 step/call"),
+        ("tf_function_100_per_call", "tf.function 100 steps/call"),
+        ("keras_fit", "Keras fit"),
+    ):
+        value = paired.get(key) or ratio(steady, base[key]["steady_steps_per_s"])
+        rows.append(_row(f"in-memory steps/s: estimator_core / {label} (paired)", value, "x"))
     for name, a in (("single-parse", single), ("batch-parse", batched)):
         switch = a["round_switch_s"]
         rows.append(
@@ -189,39 +182,37 @@ def _legacy_status(results: dict[str, Any]) -> str:
 
 
 def _inmemory_table(core: dict, base: dict, leg: dict) -> str:
-    rows = [
-        (
-            "estimator_core Estimator.train (iterations_per_loop=100)",
-            core["inmemory"],
-            "train_call_fixed_cost_s",
-        ),
-        (
-            "legacy tf.estimator (TF 2.15 graph mode)",
-            {
-                "steady_steps_per_s": leg["inmemory_steady_steps_per_s"],
-                "fixed": leg["inmemory_train_call_fixed_cost_s"],
-            },
-            "fixed",
-        ),
-        ("tf.function, 1 step per call", base["tf_function_per_step"], "call_fixed_cost_s"),
-        ("tf.function, 100 steps per call", base["tf_function_100_per_call"], "call_fixed_cost_s"),
-        ("Keras Model.fit (steps_per_execution=1)", base["keras_fit"], "call_fixed_cost_s"),
+    legacy = {
+        "steady_steps_per_s": leg["inmemory_steady_steps_per_s"],
+        "call_fixed_cost_s": leg["inmemory_train_call_fixed_cost_s"],
+    }
+    runs = [
+        ("estimator_core Estimator.train (iterations_per_loop=100)", core["inmemory"]),
+        ("legacy tf.estimator (TF 2.15 graph mode, one run)", legacy),
+        ("tf.function, 1 step per call", base["tf_function_per_step"]),
+        ("tf.function, 100 steps per call", base["tf_function_100_per_call"]),
+        ("Keras Model.fit (steps_per_execution=1)", base["keras_fit"]),
     ]
-    return table(
-        ["framework", "steps/s", "examples/s", "1-step call"],
-        [
-            [
-                name,
-                fmt(r["steady_steps_per_s"]),
-                fmt(
-                    None if r["steady_steps_per_s"] is None else r["steady_steps_per_s"] * 128,
-                    "",
-                    0,
-                ),
-                ms(r.get(fixed_key)),
-            ]
-            for name, r, fixed_key in rows
-        ],
+    rows = []
+    for name, r in runs:
+        rate = r["steady_steps_per_s"]
+        examples = None if rate is None else rate * 128
+        best = fmt(r["best_steps_per_s"]) if "best_steps_per_s" in r else "-"
+        rows.append([name, fmt(rate), best, fmt(examples, "", 0), ms(r["call_fixed_cost_s"])])
+    text = table(["framework", "steps/s", "best", "examples/s", "1-step call"], rows)
+    return text + _legacy_inmemory_note(leg)
+
+
+def _legacy_inmemory_note(leg: dict) -> str:
+    """A warning when legacy's timed steps took less time than its (once-measured) fixed cost."""
+    rate, fixed = leg["inmemory_steady_steps_per_s"], leg["inmemory_train_call_fixed_cost_s"]
+    steps = leg.get("inmemory_steps")
+    if not rate or not fixed or not steps or steps / rate >= fixed:
+        return ""
+    return (
+        f"\n  note: legacy's {steps} timed steps took {steps / rate:.2f} s of a "
+        f"{steps / rate + fixed:.2f} s call whose fixed cost ({fixed:.2f} s) is measured once: "
+        "its rate swings with that fixed cost (more steps: --legacy-inmemory-steps)"
     )
 
 
@@ -287,17 +278,23 @@ def _legacy_a(leg: dict) -> dict:
 
 def _predict_table(core: dict, leg: dict) -> str:
     p = core["predict_export"]
+
+    def rate(node: dict) -> str:
+        return fmt(node["examples_per_s"], "", 0)
+
     rows = [
         [
             "estimator_core",
-            fmt(p["predict_single"]["examples_per_s"], "", 0),
-            fmt(p["predict_single_warm"]["examples_per_s"], "", 0),
-            fmt(p["predict_batched"]["examples_per_s"], "", 0),
+            rate(p["input_fn_alone"]),
+            rate(p["predict_single"]),
+            rate(p["predict_single_warm"]),
+            rate(p["predict_batched"]),
             fmt(p["export_saved_model_s"], " s", 3),
-            fmt(p["savedmodel_serve"]["examples_per_s"], "", 0),
+            rate(p["savedmodel_serve"]),
         ],
         [
             "legacy tf.estimator",
+            "-",
             fmt(leg["predict_single_examples_per_s"], "", 0),
             "-",
             fmt(leg["predict_batched_examples_per_s"], "", 0),
@@ -305,10 +302,16 @@ def _predict_table(core: dict, leg: dict) -> str:
             fmt(leg["savedmodel_serve_examples_per_s"], "", 0),
         ],
     ]
-    return table(
-        ["run", "predict ex/s", "2nd call ex/s", "batched ex/s", "export", "SavedModel serve ex/s"],
-        rows,
-    )
+    headers = [
+        "run",
+        "input_fn alone ex/s",
+        "predict ex/s",
+        "next 3 calls ex/s",
+        "batched ex/s",
+        "export",
+        "SavedModel serve ex/s",
+    ]
+    return table(headers, rows)
 
 
 def write_json(results: dict[str, Any], directory: str) -> str:

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bench import baselines, core_bench, legacy, report
+from bench import core_bench, inmemory, legacy, report
 from bench import workload as wl
 from bench.common import REPO_ROOT, data_dir, progress
 from bench.plan import FULL, QUICK, Plan
@@ -33,12 +33,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick", action="store_true", help="smoke test: fewer steps and rounds, and no legacy run"
     )
     parser.add_argument("--skip-legacy", action="store_true", help="do not run the legacy anchor")
+    parser.add_argument(
+        "--legacy-inmemory-steps",
+        type=int,
+        default=FULL.inmemory_steps,
+        help="timed steps of the legacy in-memory run (run.sh --inmemory --steps N)",
+    )
     parser.add_argument("--results-dir", default=str(RESULTS_DIR), help="where the JSON goes")
     return parser.parse_args(argv)
 
 
-def run_legacy_inmemory(plan: Plan) -> dict[str, Any]:
-    return legacy.run_inmemory(plan.inmemory_steps) if plan.run_legacy else {"error": "skipped"}
+def run_legacy_inmemory(plan: Plan, steps: int) -> dict[str, Any]:
+    return legacy.run_inmemory(steps) if plan.run_legacy else {"error": "skipped"}
 
 
 def run_legacy_scenarios(plan: Plan) -> dict[str, Any]:
@@ -46,16 +52,10 @@ def run_legacy_scenarios(plan: Plan) -> dict[str, Any]:
 
 
 def run_inmemory_part(plan: Plan, workdir: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """estimator_core in-memory training, then the three plain TF2/Keras references."""
-    progress("estimator_core: in-memory training")
-    core = core_bench.inmemory_training(os.path.join(workdir, "inmemory"), plan)
-    progress("reference: tf.function, 1 step per call")
-    base = {"tf_function_per_step": baselines.tf_function_per_step(plan)}
-    progress("reference: tf.function, 100 steps per call")
-    base["tf_function_100_per_call"] = baselines.tf_function_multi_step(plan)
-    progress("reference: Keras Model.fit")
-    base["keras_fit"] = baselines.keras_fit(plan)
-    return core, base
+    """estimator_core and the plain TF2/Keras references, measured round-robin."""
+    progress("in-memory training: estimator_core, tf.function loops, Keras fit (round-robin)")
+    measured = inmemory.measure(os.path.join(workdir, "inmemory"), plan)
+    return measured.pop("estimator_core"), measured
 
 
 def run_scenario_a_part(plan: Plan, workdir: str, eval_labels: np.ndarray) -> dict[str, Any]:
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = tempfile.mkdtemp(prefix="bench-estimator-core-")
     try:
         # Paired measurements run back to back: the machine is noisy.
-        legacy_inmemory = run_legacy_inmemory(plan)
+        legacy_inmemory = run_legacy_inmemory(plan, args.legacy_inmemory_steps)
         core_inmemory, results["baselines"] = run_inmemory_part(plan, workdir)
         legacy_scenarios = run_legacy_scenarios(plan)
         core = {"inmemory": core_inmemory, **run_scenario_a_part(plan, workdir, eval_labels)}

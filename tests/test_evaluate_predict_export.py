@@ -222,3 +222,30 @@ def test_export_without_checkpoint_is_refused(tmp_path):
     with pytest.raises(ValueError, match="Could not find trained model"):
         estimator.export_saved_model(tmp_path / "export", receiver)
     assert not (tmp_path / "export").exists()
+
+
+def test_checkpoints_by_seconds_and_keep_every_n_hours(tmp_path, train_input):
+    import time
+
+    class Slow(est.SessionRunHook):
+        def next_trigger_step(self, global_step):
+            return None
+
+        def after_run(self, run_context, run_values):
+            time.sleep(0.1)
+
+    config = est.RunConfig(
+        save_checkpoints_secs=0.25,
+        keep_checkpoint_max=1,
+        keep_checkpoint_every_n_hours=0.5 / 3600,
+        iterations_per_loop=5,
+        log_step_count_steps=None,
+    )
+    estimator = est.Estimator(digits.model_fn, model_dir=tmp_path, config=config)
+    estimator.train(train_input, steps=60, hooks=[Slow()])
+    saved = sorted(
+        int(name.split("-")[1].split(".")[0]) for name in os.listdir(tmp_path) if name.endswith(".index")
+    )
+    # time-based saves happened between the end saves, and keep_checkpoint_every_n_hours kept
+    # some of them although keep_checkpoint_max is 1
+    assert saved[-1] == 60 and 2 <= len(saved) < 12, saved
