@@ -46,8 +46,10 @@ class ModelFnBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def train(self, iterator: Any, num_steps: int) -> LoopResult:
+    def train(self, iterator: Any, num_steps: int, infinite: bool = False) -> LoopResult:
         """Run up to ``num_steps`` (>= 1) TRAIN steps on batches from ``iterator``.
+
+        ``infinite``: the input never ends (a repeated dataset), so end-of-input checks can go.
 
         Each step calls model_fn, applies its ``train_op`` and adds one to ``global_step``.
         Stops early at the end of the input or after a step whose loss is not finite.
@@ -55,7 +57,7 @@ class ModelFnBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def evaluate(self, iterator: Any, num_steps: int) -> LoopResult:
+    def evaluate(self, iterator: Any, num_steps: int, infinite: bool = False) -> LoopResult:
         """Run up to ``num_steps`` (>= 1) EVAL steps, updating the streaming metrics."""
 
     @abc.abstractmethod
@@ -67,8 +69,11 @@ class ModelFnBackend(abc.ABC):
         """The streaming metrics' values: each ``eval_metric_ops`` entry, and ``loss``."""
 
     @abc.abstractmethod
-    def predict(self, features: Any) -> Any:
-        """PREDICT-mode ``predictions`` for one batch of ``features``."""
+    def predict(self, iterator: Any, num_batches: int) -> list[Any]:
+        """PREDICT-mode ``predictions`` (numpy) for up to ``num_batches`` batches, one per batch.
+
+        Fewer (or none) at the end of the input.
+        """
 
     @abc.abstractmethod
     def traced_spec(self, mode: str) -> EstimatorSpec | None:

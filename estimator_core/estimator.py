@@ -19,14 +19,14 @@ from estimator_core.checkpoints import GLOBAL_STEP_KEY, Checkpointer
 from estimator_core.export.serving import ServingInputReceiver
 from estimator_core.function_backend import FunctionBackend
 from estimator_core.mode_keys import ModeKeys
-from estimator_core.model_fn import ModelFn, call_input_fn, split_element
+from estimator_core.model_fn import ModelFn, call_input_fn
 from estimator_core.run_config import RunConfig, apply_session_config
 from estimator_core.spec import EstimatorSpec
 from estimator_core.variables import CHECKPOINT_ROOT, checkpoint_key
 
 logger = logging.getLogger("estimator_core")
 
-_UNBOUNDED = 2**62
+_EVAL_INPUTS_KEPT = 8
 
 
 class Estimator:
@@ -90,6 +90,8 @@ class Estimator:
         self._model_fn = model_fn
         self._train_writer = tf.summary.create_file_writer(model_dir)
         self._eval_writers: dict[str, tf.summary.SummaryWriter] = {}
+        self._train_input: tuple[Callable[..., Any], Any, bool] | None = None
+        self._eval_inputs: list[tuple[Callable[..., Any], tf.data.Dataset]] = []
         self._backend: ModelFnBackend = FunctionBackend(
             ModelFn(model_fn, self._params, self._config),
             self._train_writer,
@@ -136,6 +138,10 @@ class Estimator:
         or past it does nothing). Give at most one; with neither, train until the input ends.
         Training also ends at the end of the input, or when a hook requests a stop.
 
+        Given the same ``input_fn`` object as the previous train() call, training continues that
+        call's input pipeline where it stopped (tf.estimator restarted the data every call); a
+        new callable, or an input that ended, is built anew by calling it.
+
         Starts from the latest checkpoint in model_dir (reusing the weights in memory when they
         already equal it), saves checkpoints as ``RunConfig`` says, and one at the end.
         """
@@ -150,7 +156,7 @@ class Estimator:
             logger.info("Skipping training since max_steps has already saved.")
             return self
         target = start + steps if steps is not None else max_steps
-        iterator = iter(self._input(input_fn, ModeKeys.TRAIN))
+        iterator, infinite = self._training_input(input_fn)
         self._backend.prepare(ModeKeys.TRAIN, iterator)
         listeners = list(saving_listeners or ())
         hooks_set = _Hooks(
@@ -166,8 +172,14 @@ class Estimator:
             bounds += [hook.next_trigger_step(step) for hook in hooks_set.hooks]
             num_steps = _loop_length(self._config.iterations_per_loop, step, bounds)
             result, stop = self._run_hooked(
-                self._backend.train, iterator, ModeKeys.TRAIN, hooks_set, num_steps
+                lambda it, n: self._backend.train(it, n, infinite),
+                iterator,
+                ModeKeys.TRAIN,
+                hooks_set,
+                num_steps,
             )
+            if result is None or result.steps < num_steps:
+                self._train_input = None  # the input ended: the next call calls input_fn again
             if result is None:
                 break
             ran_any = True
@@ -206,11 +218,16 @@ class Estimator:
         it. Runs ``steps`` batches, or until the input ends when ``steps`` is None. Returns
         each ``eval_metric_ops`` value over all batches, ``loss`` (the mean of the batch losses)
         and ``global_step``, and writes them as summaries to :meth:`eval_dir` of ``name``.
+
+        ``input_fn`` is called once per input_fn object: a later evaluate() with the same object
+        iterates the same Dataset again from its beginning (pass a new callable to rebuild it).
         """
         if steps is not None and steps <= 0:
             raise ValueError(f"Must specify steps > 0, given: {steps}")
         self._restore_for_inference(checkpoint_path, required=False)
-        iterator = iter(self._input(input_fn, ModeKeys.EVAL))
+        dataset = self._evaluation_input(input_fn)
+        infinite = _is_infinite(dataset)
+        iterator = iter(dataset)
         self._backend.prepare(ModeKeys.EVAL, iterator)
         hooks_set = _Hooks(self._backend, ModeKeys.EVAL, list(hooks or ()))
         hooks_set.start(self._global_step())
@@ -222,7 +239,11 @@ class Estimator:
             if steps is not None:
                 num_steps = min(num_steps, steps - done)
             result, stop = self._run_hooked(
-                self._backend.evaluate, iterator, ModeKeys.EVAL, hooks_set, num_steps
+                lambda it, n: self._backend.evaluate(it, n, infinite),
+                iterator,
+                ModeKeys.EVAL,
+                hooks_set,
+                num_steps,
             )
             if result is None:
                 break
@@ -260,18 +281,23 @@ class Estimator:
         """
         keys = [predict_keys] if isinstance(predict_keys, str) else predict_keys
         self._restore_for_inference(checkpoint_path, required=False)
-        dataset = self._input(input_fn, ModeKeys.PREDICT)
+        iterator = iter(self._input(input_fn, ModeKeys.PREDICT))
+        self._backend.prepare(ModeKeys.PREDICT, iterator)
         hooks_set = _Hooks(self._backend, ModeKeys.PREDICT, list(hooks or ()))
         hooks_set.start(self._global_step())
-        for element in dataset:
-            features, _ = split_element(element)
-            predictions = _select_keys(_to_numpy(self._backend.predict(features)), keys)
+        batches_per_call = 1 if hooks_set.hooks else self._config.iterations_per_loop
+        while True:
+            batches = self._backend.predict(iterator, batches_per_call)
             hooks_set.join_spec_hooks(self._global_step())
-            _hooks_around_batch(hooks_set.hooks, predictions, self._global_step())
-            if yield_single_examples:
-                yield from _single_examples(predictions)
-            else:
-                yield predictions
+            for batch in batches:
+                predictions = _select_keys(batch, keys)
+                _hooks_around_batch(hooks_set.hooks, predictions, self._global_step())
+                if yield_single_examples:
+                    yield from _single_examples(predictions)
+                else:
+                    yield predictions
+            if len(batches) < batches_per_call:
+                break
         hooks_set.end()
 
     # -- export -----------------------------------------------------------------------------
@@ -365,9 +391,25 @@ class Estimator:
         return int(self._backend.global_step.numpy())
 
     def _input(self, input_fn: Callable[..., tf.data.Dataset], mode: str) -> tf.data.Dataset:
-        if self._config.tf_random_seed is not None:
-            tf.random.set_seed(self._config.tf_random_seed + self._global_step())
         return call_input_fn(input_fn, mode, self._params, self._config)
+
+    def _evaluation_input(self, input_fn: Callable[..., tf.data.Dataset]) -> tf.data.Dataset:
+        """The dataset to evaluate on, built once per ``input_fn`` object (each evaluation
+        iterates it from its beginning)."""
+        for cached_fn, dataset in self._eval_inputs:
+            if cached_fn is input_fn:
+                return dataset
+        dataset = self._input(input_fn, ModeKeys.EVAL)
+        self._eval_inputs = [(input_fn, dataset), *self._eval_inputs[: _EVAL_INPUTS_KEPT - 1]]
+        return dataset
+
+    def _training_input(self, input_fn: Callable[..., tf.data.Dataset]) -> tuple[Any, bool]:
+        """The iterator to train on: the previous train() call's when ``input_fn`` is the same
+        object and its input has not ended, else a new one from ``input_fn()``."""
+        if self._train_input is None or self._train_input[0] is not input_fn:
+            dataset = self._input(input_fn, ModeKeys.TRAIN)
+            self._train_input = (input_fn, iter(dataset), _is_infinite(dataset))
+        return self._train_input[1], self._train_input[2]
 
     def _restore_for_training(self) -> None:
         latest = self._checkpointer.latest()
@@ -465,6 +507,10 @@ def _norm(path: str) -> str:
     return os.path.normpath(os.path.abspath(path)) if "://" not in path else path.rstrip("/")
 
 
+def _is_infinite(dataset: tf.data.Dataset) -> bool:
+    return int(dataset.cardinality()) == int(tf.data.INFINITE_CARDINALITY)
+
+
 def _loop_length(iterations_per_loop: int, step: int, bounds: list[int | None]) -> int:
     """Steps to run from ``step``: at most ``iterations_per_loop``, ending at the nearest bound."""
     num_steps = iterations_per_loop
@@ -540,12 +586,6 @@ def _resolve(fetches: Any, values: dict[str, Any], spec: EstimatorSpec | None) -
         return values[name]
 
     return tf.nest.map_structure(lookup, fetches)
-
-
-def _to_numpy(predictions: Any) -> Any:
-    return tf.nest.map_structure(
-        lambda t: t.numpy() if hasattr(t, "numpy") else np.asarray(t), predictions
-    )
 
 
 def _select_keys(predictions: Any, keys: Sequence[str] | None) -> Any:

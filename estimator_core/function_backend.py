@@ -57,30 +57,34 @@ class FunctionBackend(ModelFnBackend):
 
         # Closures rather than bound methods: each backend gets functions of its own, so
         # TensorFlow's retracing detector does not count other Estimators' traces.
-        def train_loop(iterator: Any, num_steps: Any):
-            return self._loop(self._train_step, iterator, num_steps)
+        def train_loop(iterator: Any, num_steps: Any, infinite: bool):
+            return self._loop(self._train_step, iterator, num_steps, infinite, stop_on_nan=True)
 
-        def eval_loop(iterator: Any, num_steps: Any):
+        def eval_loop(iterator: Any, num_steps: Any, infinite: bool):
             with tf.summary.record_if(False):
-                return self._loop(self._eval_step, iterator, num_steps)
+                return self._loop(self._eval_step, iterator, num_steps, infinite, stop_on_nan=False)
 
-        def predict_step(features: Any) -> Any:
-            return self._predict_body(features)
+        def predict_loop(iterator: Any, num_batches: Any):
+            return self._predict_loop(iterator, num_batches)
 
         if run_eagerly:
             self._train_loop, self._eval_loop = train_loop, eval_loop
-            self._predict_step = predict_step
+            self._predict_loop_fn = predict_loop
         else:
             self._train_loop = tf.function(train_loop)
             self._eval_loop = tf.function(eval_loop)
-            self._predict_step = tf.function(predict_step, reduce_retracing=True)
+            self._predict_loop_fn = tf.function(predict_loop)
 
     # -- ModelFnBackend ---------------------------------------------------------------------
 
     def prepare(self, mode: str, iterator: Any) -> None:
-        if self._run_eagerly or mode in self._built or mode == ModeKeys.PREDICT:
+        if self._run_eagerly or mode in self._built:
             return
-        step = self._train_step if mode == ModeKeys.TRAIN else self._eval_step
+        step = {
+            ModeKeys.TRAIN: self._train_step,
+            ModeKeys.EVAL: self._eval_step,
+            ModeKeys.PREDICT: self._predict_step,
+        }[mode]
 
         def build(iterator: Any) -> None:
             step(next(iterator), True)
@@ -91,13 +95,30 @@ class FunctionBackend(ModelFnBackend):
             tf.function(build).get_concrete_function(iterator)
         self._built.add(mode)
 
-    def train(self, iterator: Any, num_steps: int) -> LoopResult:
+    def train(self, iterator: Any, num_steps: int, infinite: bool = False) -> LoopResult:
         self.prepare(ModeKeys.TRAIN, iterator)
-        return self._run(self._train_loop, iterator, num_steps)
+        return self._run(self._train_loop, iterator, num_steps, infinite)
 
-    def evaluate(self, iterator: Any, num_steps: int) -> LoopResult:
+    def evaluate(self, iterator: Any, num_steps: int, infinite: bool = False) -> LoopResult:
         self.prepare(ModeKeys.EVAL, iterator)
-        return self._run(self._eval_loop, iterator, num_steps)
+        return self._run(self._eval_loop, iterator, num_steps, infinite)
+
+    def predict(self, iterator: Any, num_batches: int) -> list[Any]:
+        self.prepare(ModeKeys.PREDICT, iterator)
+        with global_step_scope(self.global_step):
+            try:
+                count, flat, sizes = self._predict_loop_fn(
+                    iterator, tf.constant(num_batches, tf.int64)
+                )
+            except tf.errors.OutOfRangeError:
+                return []
+        structure = self._specs[ModeKeys.PREDICT].predictions
+        bounds = np.cumsum(sizes.numpy()[: int(count)])[:-1]
+        columns = [np.split(t.numpy(), bounds) for t in flat]
+        return [
+            tf.nest.pack_sequence_as(structure, [column[i] for column in columns])
+            for i in range(int(count))
+        ]
 
     def reset_metrics(self) -> None:
         self._eval_loss.reset_state()
@@ -112,10 +133,6 @@ class FunctionBackend(ModelFnBackend):
         }
         results["loss"] = np.asarray(self._eval_loss.result())
         return results
-
-    def predict(self, features: Any) -> Any:
-        with global_step_scope(self.global_step):
-            return self._predict_step(features)
 
     def traced_spec(self, mode: str) -> EstimatorSpec | None:
         return self._specs.get(mode)
@@ -148,25 +165,82 @@ class FunctionBackend(ModelFnBackend):
 
     # -- compiled bodies --------------------------------------------------------------------
 
-    def _run(self, loop: Callable[..., Any], iterator: Any, num_steps: int) -> LoopResult:
+    def _run(self, loop: Callable[..., Any], iterator: Any, num_steps: int, infinite: bool):
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
         with global_step_scope(self.global_step):
-            steps, values = loop(iterator, tf.constant(num_steps, tf.int64))
+            steps, values = loop(iterator, tf.constant(num_steps, tf.int64), bool(infinite))
         return LoopResult(int(steps), {name: np.asarray(v) for name, v in values.items()})
 
-    def _loop(self, step: Callable[[Any, bool], dict[str, Any]], iterator: Any, num_steps: Any):
+    def _loop(
+        self,
+        step: Callable[[Any, bool], dict[str, Any]],
+        iterator: Any,
+        num_steps: Any,
+        infinite: bool,
+        stop_on_nan: bool,
+    ):
+        """Up to ``num_steps`` steps; the first outside the while loop seeds its loop variables.
+
+        An ``infinite`` input (``repeat()``) is read with plain ``next``; a finite one through
+        ``get_next_as_optional`` so the loop ends at the end of the input.
+        """
         values = _after_input(step, next(iterator), True)
-        steps = tf.constant(1, tf.int64)
-        for _ in tf.range(num_steps - 1):
-            if not tf.reduce_all(tf.math.is_finite(values["loss"])):
-                break
+
+        def more(done: Any, has_input: Any, values: dict[str, Any]) -> Any:
+            going = tf.logical_and(done < num_steps, has_input)
+            if stop_on_nan:
+                going = tf.logical_and(going, tf.reduce_all(tf.math.is_finite(values["loss"])))
+            return going
+
+        def one_more(done: Any, has_input: Any, values: dict[str, Any]):
+            if infinite:
+                return done + 1, has_input, _after_input(step, next(iterator), False)
             batch = iterator.get_next_as_optional()
-            if not batch.has_value():
-                break
-            values = _after_input(step, batch.get_value(), False)
-            steps += 1
-        return steps, values
+            values = tf.cond(
+                batch.has_value(),
+                lambda: _after_input(step, batch.get_value(), False),
+                lambda: values,
+            )
+            return done + tf.cast(batch.has_value(), tf.int64), batch.has_value(), values
+
+        done, _, values = tf.while_loop(
+            more,
+            one_more,
+            (tf.constant(1, tf.int64), tf.constant(True), values),
+            shape_invariants=(tf.TensorShape([]), tf.TensorShape([]), _relaxed_shapes(values)),
+        )
+        return done, values
+
+    def _predict_loop(self, iterator: Any, num_batches: Any):
+        """Up to ``num_batches`` predictions, concatenated per output, with each batch's size."""
+        first = tf.nest.flatten(_after_input(self._predict_step, next(iterator), True))
+        arrays = [
+            tf.TensorArray(t.dtype, size=0, dynamic_size=True, infer_shape=False).write(0, t)
+            for t in first
+        ]
+        sizes = tf.TensorArray(tf.int64, size=0, dynamic_size=True).write(0, _batch_size(first))
+
+        def more(done: Any, has_input: Any, arrays: list[Any], sizes: Any) -> Any:
+            return tf.logical_and(done < num_batches, has_input)
+
+        def one_more(done: Any, has_input: Any, arrays: list[Any], sizes: Any):
+            batch = iterator.get_next_as_optional()
+
+            def append():
+                flat = tf.nest.flatten(_after_input(self._predict_step, batch.get_value(), False))
+                return (
+                    [a.write(tf.cast(done, tf.int32), t) for a, t in zip(arrays, flat)],
+                    sizes.write(tf.cast(done, tf.int32), _batch_size(flat)),
+                )
+
+            arrays, sizes = tf.cond(batch.has_value(), append, lambda: (arrays, sizes))
+            return done + tf.cast(batch.has_value(), tf.int64), batch.has_value(), arrays, sizes
+
+        done, _, arrays, sizes = tf.while_loop(
+            more, one_more, (tf.constant(1, tf.int64), tf.constant(True), arrays, sizes)
+        )
+        return done, [a.concat() for a in arrays], sizes.stack()
 
     def _train_step(self, element: Any, first_call: bool) -> dict[str, Any]:
         # A root name scope: summary tags and variable names must not depend on the loop's
@@ -199,10 +273,11 @@ class FunctionBackend(ModelFnBackend):
         self._eval_loss.update_state(tf.cast(spec.loss, tf.float32))
         return _step_values(spec)
 
-    def _predict_body(self, features: Any) -> Any:
-        with self.store.model_fn_call(ModeKeys.PREDICT, allow_creation=True):
+    def _predict_step(self, element: Any, first_call: bool) -> Any:
+        features, _ = split_element(element)
+        with self.store.model_fn_call(ModeKeys.PREDICT, allow_creation=first_call):
             spec = self._model_fn(features, None, ModeKeys.PREDICT)
-        self._remember(ModeKeys.PREDICT, spec, True)
+        self._remember(ModeKeys.PREDICT, spec, first_call)
         return spec.predictions
 
     # -- helpers ----------------------------------------------------------------------------
@@ -245,6 +320,18 @@ def _after_input(step: Callable[[Any, bool], dict[str, Any]], element: Any, firs
     """
     with tf.control_dependencies(tf.nest.flatten(element, expand_composites=True)):
         return step(element, first_call)
+
+
+def _relaxed_shapes(values: dict[str, Any]) -> dict[str, tf.TensorShape]:
+    """Loop-variable shapes with the batch dimension free (the last batch may be smaller)."""
+    return {
+        name: tf.TensorShape([None]).concatenate(t.shape[1:]) if t.shape.rank else t.shape
+        for name, t in values.items()
+    }
+
+
+def _batch_size(flat: list[tf.Tensor]) -> tf.Tensor:
+    return tf.cast(tf.shape(flat[0])[0], tf.int64)
 
 
 def _apply_train_op(

@@ -69,6 +69,23 @@ def test_evaluate_reuses_weights_in_memory_and_restores_older_checkpoints(
     assert trained.get_global_step_value() == 101
 
 
+def test_evaluate_builds_the_dataset_once_per_input_fn_and_restarts_it(trained, digits_arrays):
+    _, _, x, y = digits_arrays
+    calls = []
+    dataset_fn = array_input_fn(x, y, batch_size=40)
+
+    def input_fn():
+        calls.append(1)
+        return dataset_fn()
+
+    first = trained.evaluate(input_fn, steps=2)
+    second = trained.evaluate(input_fn, steps=2)
+    assert len(calls) == 1
+    assert first["accuracy"] == second["accuracy"], "each evaluation starts at the beginning"
+    trained.evaluate(lambda: input_fn(), steps=2)
+    assert len(calls) == 2
+
+
 def test_eval_names_write_separate_summary_dirs(trained, eval_input, digits_arrays):
     x, y, _, _ = digits_arrays
     trained.evaluate(eval_input)
@@ -244,7 +261,9 @@ def test_checkpoints_by_seconds_and_keep_every_n_hours(tmp_path, train_input):
     estimator = est.Estimator(digits.model_fn, model_dir=tmp_path, config=config)
     estimator.train(train_input, steps=60, hooks=[Slow()])
     saved = sorted(
-        int(name.split("-")[1].split(".")[0]) for name in os.listdir(tmp_path) if name.endswith(".index")
+        int(name.split("-")[1].split(".")[0])
+        for name in os.listdir(tmp_path)
+        if name.endswith(".index")
     )
     # time-based saves happened between the end saves, and keep_checkpoint_every_n_hours kept
     # some of them although keep_checkpoint_max is 1

@@ -51,6 +51,20 @@ def test_training_ends_at_end_of_input(tmp_path, digits_arrays, iterations_per_l
     assert estimator.get_global_step_value() == 20
 
 
+def test_same_input_fn_continues_its_pipeline_a_new_one_restarts(tmp_path, digits_arrays):
+    x, y, _, _ = digits_arrays
+    finite = array_input_fn(x[:320], y[:320], batch_size=32)
+    estimator = make(tmp_path)
+    estimator.train(finite, steps=4)
+    estimator.train(finite, steps=100)
+    assert estimator.get_global_step_value() == 10, "the second call continued the first's input"
+    estimator.train(finite, steps=100)
+    assert estimator.get_global_step_value() == 20, "an ended input is built anew"
+    estimator.train(lambda: finite(), steps=4)
+    estimator.train(lambda: finite(), steps=100)
+    assert estimator.get_global_step_value() == 34, "a new callable restarts, as tf.estimator did"
+
+
 def test_empty_input_is_a_clear_error(tmp_path, digits_arrays):
     x, y, _, _ = digits_arrays
     with pytest.raises(ValueError, match="input_fn yielded no data"):
