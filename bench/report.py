@@ -121,6 +121,13 @@ def comparisons(core: dict[str, Any], base: dict[str, Any], leg: dict[str, Any])
             target=f">= {PREDICT_RATIO_TARGET:.0f}x",
             passed=None if predict is None else predict >= PREDICT_RATIO_TARGET,
         ),
+        _row(
+            "predict examples/s, later calls (traced once): estimator_core / legacy",
+            ratio(
+                pred["predict_single_warm"]["examples_per_s"], leg["predict_single_examples_per_s"]
+            ),
+            "x",
+        ),
         _row("export_saved_model, estimator_core", pred["export_saved_model_s"], "s"),
         _row("export_saved_model, legacy tf.estimator", leg["export_saved_model_s"], "s"),
     ]

@@ -5,7 +5,8 @@
 ``est.get_global_step()`` for use inside model_fn. Pure TensorFlow: no orchestration or tracking.
 """
 
-from estimator_core import export, metrics
+from estimator_core import early_stopping, export, exporters, metrics
+from estimator_core.checkpoints import WarmStartSettings
 from estimator_core.estimator import Estimator
 from estimator_core.hooks import (
     CheckpointSaverListener,
@@ -22,6 +23,7 @@ from estimator_core.hooks import (
 from estimator_core.mode_keys import ModeKeys
 from estimator_core.run_config import RunConfig
 from estimator_core.spec import EstimatorSpec
+from estimator_core.training import EvalSpec, TrainAndEvaluateResult, TrainSpec, train_and_evaluate
 from estimator_core.training_util import get_global_step
 from estimator_core.variables import VariableMismatchError
 
@@ -29,6 +31,7 @@ __all__ = [
     "CheckpointSaverListener",
     "Estimator",
     "EstimatorSpec",
+    "EvalSpec",
     "LoggingTensorHook",
     "ModeKeys",
     "NanLossDuringTrainingError",
@@ -40,8 +43,14 @@ __all__ = [
     "SessionRunValues",
     "StepCounterHook",
     "StopAtStepHook",
+    "TrainAndEvaluateResult",
+    "TrainSpec",
     "VariableMismatchError",
+    "WarmStartSettings",
+    "early_stopping",
     "export",
+    "exporters",
     "get_global_step",
     "metrics",
+    "train_and_evaluate",
 ]

@@ -82,5 +82,5 @@ class ModelFnBackend(abc.ABC):
     @abc.abstractmethod
     def serving_functions(
         self, receiver: ServingInputReceiver
-    ) -> tuple[dict[str, Callable[..., Any]], list[tf.Variable]]:
-        """Concrete functions per ``export_outputs`` signature, and the variables they use."""
+    ) -> tuple[dict[str, Callable[..., Any]], dict[str, tf.Variable]]:
+        """Concrete functions per ``export_outputs`` signature, and the variables they use by key."""

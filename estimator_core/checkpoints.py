@@ -8,8 +8,10 @@ during a save leaves ``checkpoint`` pointing at the previous, complete checkpoin
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import re
 import time
 
 import tensorflow as tf
@@ -72,11 +74,11 @@ class Checkpointer:
         self._store.restore(reader, path, require_all=True)
         self.loaded_path = path
 
-    def warm_start(self, path: str) -> None:
-        """Initialise the variables that checkpoint ``path`` holds from it; keep the global step."""
-        path, reader = _open(path)
-        self._store.restore(reader, path, require_all=False)
-        logger.info("Warm-started from checkpoint %s.", path)
+    def warm_start(self, settings: WarmStartSettings) -> None:
+        """Initialise the variables ``settings`` selects from its checkpoint; keep the global step."""
+        path, reader = _open(settings.ckpt_to_initialize_from, require_global_step=False)
+        assigned = self._store.restore(reader, path, require_all=False, source=settings.source)
+        logger.info("Warm-started %d variable(s) from %s.", len(assigned), path)
 
     def holds_step(self, global_step: int) -> bool:
         """True when the weights in memory equal a saved checkpoint of ``global_step``."""
@@ -101,8 +103,39 @@ class Checkpointer:
         return list(self._manager.checkpoints)
 
 
-def _open(path: str) -> tuple[str, tf.train.CheckpointReader]:
-    if tf.io.gfile.isdir(path):
+@dataclasses.dataclass(frozen=True)
+class WarmStartSettings:
+    """Where and what to warm-start from, as ``tf.estimator.WarmStartSettings``.
+
+    ``ckpt_to_initialize_from``: a checkpoint prefix, a model_dir (its latest checkpoint) or a
+    SavedModel directory written by ``export_saved_model``. ``vars_to_warm_start``: a regular
+    expression matched (``re.match``) against variable names (``get_variable_names()``), or a
+    list of names. ``var_name_to_prev_var_name``: names in the checkpoint of renamed variables.
+    Only variables found in the checkpoint are warm-started; the global step is not.
+    """
+
+    ckpt_to_initialize_from: str
+    vars_to_warm_start: str | list[str] | None = ".*"
+    var_name_to_prev_var_name: dict[str, str] | None = None
+
+    def source(self, key: str) -> str | None:
+        """The checkpoint name to initialise variable ``key`` from, or None to leave it."""
+        wanted = self.vars_to_warm_start
+        if wanted is None:
+            return None
+        if isinstance(wanted, str):
+            if not re.match(wanted, key):
+                return None
+        elif key not in wanted:
+            return None
+        return (self.var_name_to_prev_var_name or {}).get(key, key)
+
+
+def _open(path: str, require_global_step: bool = True) -> tuple[str, tf.train.CheckpointReader]:
+    path = os.fspath(path)
+    if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
+        path = os.path.join(path, "variables", "variables")
+    elif tf.io.gfile.isdir(path):
         latest = tf.train.latest_checkpoint(path)
         if latest is None:
             raise ValueError(f"no checkpoint found in directory {path}")
@@ -111,7 +144,7 @@ def _open(path: str) -> tuple[str, tf.train.CheckpointReader]:
         reader = tf.train.load_checkpoint(path)
     except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as err:
         raise ValueError(f"cannot read checkpoint {path}: {err}") from err
-    if not reader.has_tensor(GLOBAL_STEP_KEY):
+    if require_global_step and not reader.has_tensor(GLOBAL_STEP_KEY):
         raise ValueError(f"checkpoint {path} was not written by an estimator_core Estimator")
     return path, reader
 

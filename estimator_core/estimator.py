@@ -15,7 +15,8 @@ import tensorflow as tf
 
 from estimator_core import hooks as hooks_lib
 from estimator_core.backend import LoopResult, ModelFnBackend
-from estimator_core.checkpoints import GLOBAL_STEP_KEY, Checkpointer
+from estimator_core.checkpoints import GLOBAL_STEP_KEY, Checkpointer, WarmStartSettings
+from estimator_core.eval_history import record_eval_result
 from estimator_core.export.serving import ServingInputReceiver
 from estimator_core.function_backend import FunctionBackend
 from estimator_core.mode_keys import ModeKeys
@@ -53,8 +54,9 @@ class Estimator:
         both are set; a new temporary directory when neither is.
       config: a :class:`RunConfig`.
       params: dict passed to model_fn (and to input_fns that declare ``params``).
-      warm_start_from: a checkpoint path or a model_dir whose latest checkpoint initialises the
-        variables it holds when model_dir has no checkpoint yet (the global step is not taken).
+      warm_start_from: a :class:`WarmStartSettings`, or a checkpoint path, model_dir or exported
+        SavedModel directory to warm-start every variable from. Applied only when model_dir has
+        no checkpoint yet; the global step is not taken.
     """
 
     def __init__(
@@ -63,7 +65,7 @@ class Estimator:
         model_dir: str | os.PathLike | None = None,
         config: RunConfig | None = None,
         params: dict[str, Any] | None = None,
-        warm_start_from: str | os.PathLike | None = None,
+        warm_start_from: str | os.PathLike | WarmStartSettings | None = None,
     ) -> None:
         config = config if config is not None else RunConfig()
         if not isinstance(config, RunConfig):
@@ -83,7 +85,9 @@ class Estimator:
         tf.io.gfile.makedirs(model_dir)
         self._config = config.replace(model_dir=model_dir)
         self._params = dict(params or {})
-        self._warm_start_from = os.fspath(warm_start_from) if warm_start_from else None
+        if warm_start_from is not None and not isinstance(warm_start_from, WarmStartSettings):
+            warm_start_from = WarmStartSettings(os.fspath(warm_start_from))
+        self._warm_start_from = warm_start_from
         apply_session_config(config.session_config)
         if config.tf_random_seed is not None:
             keras.utils.set_random_seed(config.tf_random_seed)
@@ -92,6 +96,9 @@ class Estimator:
         self._eval_writers: dict[str, tf.summary.SummaryWriter] = {}
         self._train_input: tuple[Callable[..., Any], Any, bool] | None = None
         self._eval_inputs: list[tuple[Callable[..., Any], tf.data.Dataset]] = []
+        # Why the last train() call ended early: "hook", "input" or None (read by
+        # train_and_evaluate).
+        self._last_train_stop: str | None = None
         self._backend: ModelFnBackend = FunctionBackend(
             ModelFn(model_fn, self._params, self._config),
             self._train_writer,
@@ -154,6 +161,7 @@ class Estimator:
         start = self._global_step()
         if max_steps is not None and start >= max_steps:
             logger.info("Skipping training since max_steps has already saved.")
+            self._last_train_stop = None
             return self
         target = start + steps if steps is not None else max_steps
         iterator, infinite = self._training_input(input_fn)
@@ -165,7 +173,7 @@ class Estimator:
         hooks_set.start(start)
         for listener in listeners:
             listener.begin()
-        ran_any, finite = False, True
+        ran_any, finite, stop = False, True, None
         while target is None or self._global_step() < target:
             step = self._global_step()
             bounds = [target, self._checkpointer.next_save_step(step)]
@@ -178,8 +186,8 @@ class Estimator:
                 hooks_set,
                 num_steps,
             )
-            if result is None or result.steps < num_steps:
-                self._train_input = None  # the input ended: the next call calls input_fn again
+            if stop == "input":
+                self._train_input = None  # the next call calls input_fn again
             if result is None:
                 break
             ran_any = True
@@ -187,11 +195,12 @@ class Estimator:
             if not finite:
                 break
             if self._checkpointer.save_due(self._global_step()) and self._save(listeners):
-                stop = True
+                stop = stop or "hook"
             if stop:
                 break
         if not ran_any:
             raise ValueError("input_fn yielded no data: training ran no step")
+        self._last_train_stop = stop
         step = self._global_step()
         if finite and not self._checkpointer.holds_step(step):
             self._save(listeners)
@@ -256,6 +265,7 @@ class Estimator:
         results: dict[str, Any] = dict(self._backend.metric_results())
         results["global_step"] = self._global_step()
         self._write_eval_summaries(name, results)
+        record_eval_result(self.eval_dir(name), results)
         logger.info(
             "Saving dict for global step %d: %s",
             results["global_step"],
@@ -325,8 +335,8 @@ class Estimator:
             )
         self._restore_for_inference(checkpoint_path, required=True)
         signatures, variables = self._backend.serving_functions(receiver)
-        root = tf.Module()
-        root.model_variables = variables
+        # Keyed like the Estimator's checkpoints, so a SavedModel can be warm-started from.
+        root = tf.train.Checkpoint(**{CHECKPOINT_ROOT: variables})
         export_dir_base = os.fspath(export_dir_base)
         tf.io.gfile.makedirs(export_dir_base)
         final_dir = _fresh_timestamp_dir(export_dir_base)
@@ -416,7 +426,7 @@ class Estimator:
         if latest is not None:
             if latest != self._checkpointer.loaded_path:
                 self._checkpointer.restore(latest)
-        elif self._warm_start_from and self._checkpointer.loaded_path is None:
+        elif self._warm_start_from is not None and self._checkpointer.loaded_path is None:
             self._checkpointer.warm_start(self._warm_start_from)
 
     def _restore_for_inference(self, checkpoint_path: str | None, required: bool) -> None:
@@ -463,11 +473,12 @@ class Estimator:
         mode: str,
         hooks_set: _Hooks,
         num_steps: int,
-    ) -> tuple[LoopResult | None, bool]:
+    ) -> tuple[LoopResult | None, str | None]:
         """Run one compiled loop of ``num_steps`` between the hooks' before_run and after_run.
 
-        Returns ``(result, stop)``: ``stop`` when a hook requested it or the input ended;
-        ``result`` is None when the input ended before the loop's first step.
+        Returns ``(result, stop)``: ``stop`` is ``"hook"`` when a hook requested a stop,
+        ``"input"`` when the input ended, else None; ``result`` is None when the input ended
+        before the loop's first step.
         """
         context = hooks_lib.SessionRunContext()
         hooks = hooks_set.hooks
@@ -475,7 +486,7 @@ class Estimator:
         try:
             result = run(iterator, num_steps)
         except tf.errors.OutOfRangeError:
-            return None, True
+            return None, "input"
         values = dict(result.values)
         values["global_step"] = np.int64(self._global_step())
         spec = self._backend.traced_spec(mode)
@@ -483,7 +494,9 @@ class Estimator:
             fetched = None if request is None else _resolve(request.fetches, values, spec)
             hook.after_run(context, hooks_lib.SessionRunValues(fetched))
         hooks_set.join_spec_hooks(self._global_step())
-        return result, context.stop_requested or result.steps < num_steps
+        if context.stop_requested:
+            return result, "hook"
+        return result, "input" if result.steps < num_steps else None
 
     def _write_eval_summaries(self, name: str | None, results: dict[str, Any]) -> None:
         directory = self.eval_dir(name)

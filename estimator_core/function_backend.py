@@ -139,7 +139,7 @@ class FunctionBackend(ModelFnBackend):
 
     def serving_functions(
         self, receiver: ServingInputReceiver
-    ) -> tuple[dict[str, Callable[..., Any]], list[tf.Variable]]:
+    ) -> tuple[dict[str, Callable[..., Any]], dict[str, tf.Variable]]:
         used: dict[int, tf.Variable] = {}
         specs: list[EstimatorSpec] = []
 
@@ -161,7 +161,8 @@ class FunctionBackend(ModelFnBackend):
                 name: _signature_function(serve, name, receiver)
                 for name in specs[-1].export_outputs
             }
-        return signatures, list(used.values())
+        names = {id(v): key for key, v in self.store.checkpointed.items()}
+        return signatures, {names[i]: v for i, v in used.items() if i in names}
 
     # -- compiled bodies --------------------------------------------------------------------
 

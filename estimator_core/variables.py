@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+KeyMap = Callable[[str], "str | None"]
 _NUMERIC_SUFFIX = re.compile(r"_\d+(?=$|/|_)")
 CHECKPOINT_ROOT = "variables"
 
@@ -58,6 +59,7 @@ class VariableStore:
         self.checkpointed: dict[str, tf.Variable] = {}
         self._pending: tf.train.CheckpointReader | None = None
         self._pending_shapes: dict[str, list[int]] = {}
+        self._source: KeyMap = _same_key
         self._call: _CallState | None = None
 
     @contextlib.contextmanager
@@ -75,10 +77,14 @@ class VariableStore:
         finally:
             self._call = previous
 
-    def set_pending_checkpoint(self, reader: tf.train.CheckpointReader | None) -> None:
-        """Variables created from now on take their initial values from ``reader`` when it has them."""
+    def set_pending_checkpoint(
+        self, reader: tf.train.CheckpointReader | None, source: KeyMap | None = None
+    ) -> None:
+        """Variables created from now on take their initial values from ``reader`` when it has
+        them. ``source`` maps a variable's key to the key to read (None: do not read)."""
         self._pending = reader
         self._pending_shapes = reader.get_variable_to_shape_map() if reader is not None else {}
+        self._source = source or _same_key
 
     def _creator(self, next_creator: Any, **kwargs: Any) -> tf.Variable:
         state = self._call
@@ -95,8 +101,9 @@ class VariableStore:
                 f"model_fn created variable {key!r} in a later call of the same compiled step "
                 "than its first; model_fn must create the same variables on every call"
             )
-        ckpt_key = checkpoint_key(key)
-        if not local and ckpt_key in self._pending_shapes:
+        source = self._source(key) if self._pending is not None and not local else None
+        ckpt_key = checkpoint_key(source) if source is not None else None
+        if ckpt_key in self._pending_shapes:
             kwargs["initial_value"] = self._checkpoint_value(key, ckpt_key, kwargs)
         variable = next_creator(**kwargs)
         self.variables[store_key] = variable
@@ -119,29 +126,43 @@ class VariableStore:
             value = value.astype(tf.as_dtype(dtype).as_numpy_dtype)
         return value
 
-    def restore(self, reader: tf.train.CheckpointReader, path: str, require_all: bool) -> None:
+    def restore(
+        self,
+        reader: tf.train.CheckpointReader,
+        path: str,
+        require_all: bool,
+        source: KeyMap | None = None,
+    ) -> list[str]:
         """Assign checkpointed variables their values in ``reader``; later ones load lazily.
 
-        ``require_all``: a checkpointed variable missing from the checkpoint is an error
-        (restoring); otherwise it keeps its value (warm starting).
+        ``source`` maps a variable's key to the key to read in the checkpoint (None: skip it).
+        ``require_all``: a variable missing from the checkpoint is an error (restoring);
+        otherwise it keeps its value (warm starting). Returns the keys assigned.
         """
+        source = source or _same_key
         shapes = reader.get_variable_to_shape_map()
-        missing = [key for key in self.checkpointed if checkpoint_key(key) not in shapes]
+        wanted = {key: source(key) for key in self.checkpointed}
+        wanted = {key: src for key, src in wanted.items() if src is not None}
+        missing = [key for key, src in wanted.items() if checkpoint_key(src) not in shapes]
         if missing and require_all:
             raise VariableMismatchError(
                 f"checkpoint {path} lacks variable(s) {missing} that model_fn created"
             )
-        for key, variable in self.checkpointed.items():
+        assigned = []
+        for key, src in wanted.items():
             if key in missing:
                 continue
-            value = reader.get_tensor(checkpoint_key(key))
+            variable = self.checkpointed[key]
+            value = reader.get_tensor(checkpoint_key(src))
             if list(variable.shape) != list(value.shape):
                 raise VariableMismatchError(
                     f"variable {key!r}: model_fn created shape {variable.shape.as_list()} but "
-                    f"checkpoint {path} has shape {list(value.shape)}"
+                    f"checkpoint {path} has shape {list(value.shape)} for {src!r}"
                 )
             variable.assign(value)
-        self.set_pending_checkpoint(reader)
+            assigned.append(key)
+        self.set_pending_checkpoint(reader, source)
+        return assigned
 
 
 class _CallState:
@@ -169,6 +190,10 @@ class _CallState:
             if variable.trainable:
                 seen.setdefault(id(variable), variable)
         return list(seen.values())
+
+
+def _same_key(key: str) -> str:
+    return key
 
 
 def _is_metric_accumulator(kwargs: dict[str, Any]) -> bool:

@@ -18,8 +18,16 @@ pytestmark = pytest.mark.slow
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def worker(model_dir, steps, every=50, **kwargs):
-    command = [sys.executable, "-m", "tests.train_worker", str(model_dir), str(steps), str(every)]
+def worker(model_dir, steps, every=50, mode="train", **kwargs):
+    command = [
+        sys.executable,
+        "-m",
+        "tests.train_worker",
+        str(model_dir),
+        str(steps),
+        str(every),
+        mode,
+    ]
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, **kwargs)
 
 
@@ -60,3 +68,23 @@ def test_killed_during_saves_leaves_a_restorable_latest_checkpoint(tmp_path, dig
         assert latest.endswith(f"model.ckpt-{metrics['global_step']}")
         restored_steps.append(int(metrics["global_step"]))
     assert restored_steps == sorted(restored_steps) and restored_steps[-1] > restored_steps[0]
+
+
+def test_train_and_evaluate_killed_and_restarted_finishes_with_full_history(tmp_path):
+    from estimator_core.eval_history import read_eval_history
+
+    process = worker(tmp_path, 400, every=7, mode="train_and_evaluate", stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while not read_eval_history(str(tmp_path / "eval")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    killed_at = tf.train.latest_checkpoint(str(tmp_path))
+    assert killed_at is not None and not killed_at.endswith("-400"), "killed before the end"
+    restarted = worker(tmp_path, 400, every=7, mode="train_and_evaluate")
+    out, _ = restarted.communicate(timeout=300)
+    assert restarted.returncode == 0
+    assert json.loads(out.strip().splitlines()[-1])["global_step"] == 400
+    steps = [e["global_step"] for e in read_eval_history(str(tmp_path / "eval"))]
+    assert steps == list(range(20, 401, 20))
