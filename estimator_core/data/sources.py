@@ -1,0 +1,317 @@
+"""Sources of rows for ``write_dataset``: CSV files, Parquet files, NumPy arrays / ``.npz``,
+pandas DataFrames and image folders (one sub-folder per class).
+
+Each source streams rows (a CSV or Parquet file is never loaded whole), proposes a schema from
+its first rows or its dtypes, and fingerprints its content, so a re-run on the same data with
+the same settings can be recognised.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from estimator_core.data.errors import DataError
+from estimator_core.data.schema import FeatureSpec, Schema
+
+INFER_ROWS = 1000
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
+MISSING_TEXT = ("", "nan", "NaN", "NA", "null")
+
+
+class Source:
+    """Rows with a position: ``rows()`` yields ``(line, {column: value})``, or ``(line,
+    DataError)`` for a row that cannot be read as one (a wrong number of fields)."""
+
+    kind = "source"
+    path: str | None = None
+
+    def columns(self) -> list[str]:
+        raise NotImplementedError
+
+    def infer_schema(self, label: str | None) -> Schema:
+        raise NotImplementedError
+
+    def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "path": self.path}
+
+
+def open_source(source: Any) -> Source:
+    """A :class:`Source` for a path (``.csv``, ``.parquet``, ``.npz``, a folder of class
+    sub-folders), a dict of NumPy arrays, or a pandas DataFrame."""
+    if isinstance(source, Source):
+        return source
+    if isinstance(source, Mapping):
+        return ArraySource(source)
+    if type(source).__name__ == "DataFrame":
+        return DataFrameSource(source)
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if os.path.isdir(path):
+            return ImageFolderSource(path)
+        if not os.path.exists(path):
+            raise DataError("source does not exist", path=path)
+        lower = path.lower()
+        if lower.endswith((".csv", ".csv.gz", ".tsv")):
+            return CsvSource(path)
+        if lower.endswith((".parquet", ".pq")):
+            return ParquetSource(path)
+        if lower.endswith(".npz"):
+            with np.load(path, allow_pickle=False) as data:
+                return ArraySource({k: data[k] for k in data.files}, path=path)
+        raise DataError(
+            "unknown source kind (expected .csv, .parquet, .npz or a folder)", path=path
+        )
+    raise DataError(f"unsupported source type {type(source).__name__}")
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _infer_text_dtype(values: list[str]) -> str:
+    present = [v for v in values if v not in MISSING_TEXT]
+    if not present:
+        return "string"
+    for dtype, parse in (("int64", int), ("float32", float)):
+        try:
+            for value in present:
+                parse(value)
+        except ValueError:
+            continue
+        return dtype
+    return "string"
+
+
+class CsvSource(Source):
+    """A CSV file with a header row; read with the csv module, one row at a time."""
+
+    kind = "csv"
+
+    def __init__(self, path: str, delimiter: str | None = None) -> None:
+        self.path = path
+        self._delimiter = delimiter or ("\t" if path.lower().endswith(".tsv") else ",")
+        self._header: list[str] | None = None
+
+    def _open(self):
+        if self.path.lower().endswith(".gz"):
+            import gzip
+
+            return gzip.open(self.path, "rt", newline="")
+        return open(self.path, newline="")
+
+    def columns(self) -> list[str]:
+        if self._header is None:
+            with self._open() as f:
+                header = next(csv.reader(f, delimiter=self._delimiter), None)
+            if not header:
+                raise DataError("empty CSV file (no header row)", path=self.path, line=1)
+            if len(set(header)) != len(header):
+                raise DataError(
+                    f"duplicate column names in the header: {header}", path=self.path, line=1
+                )
+            self._header = header
+        return self._header
+
+    def infer_schema(self, label: str | None) -> Schema:
+        columns = self.columns()
+        sample: dict[str, list[str]] = {c: [] for c in columns}
+        for i, (_, row) in enumerate(self.rows()):
+            if i >= INFER_ROWS:
+                break
+            if isinstance(row, DataError):
+                continue
+            for column in columns:
+                sample[column].append(row[column])
+        features = tuple(FeatureSpec(c, _infer_text_dtype(sample[c])) for c in columns)
+        return Schema(features, label)
+
+    def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        columns = self.columns()
+        with self._open() as f:
+            reader = csv.reader(f, delimiter=self._delimiter)
+            next(reader, None)
+            for values in reader:
+                line = reader.line_num
+                if not values:
+                    continue
+                if len(values) != len(columns):
+                    # A bad row, not the end of the file: the writer decides (error or skip).
+                    yield line, DataError(f"expected {len(columns)} columns, found {len(values)}")
+                    continue
+                yield line, dict(zip(columns, values))
+
+    def fingerprint(self) -> str:
+        return _file_digest(self.path)
+
+
+class ArraySource(Source):
+    """A dict of arrays with the same first dimension (rows); ``.npz`` files load into one."""
+
+    kind = "arrays"
+
+    def __init__(self, arrays: Mapping[str, Any], path: str | None = None) -> None:
+        self.path = path
+        self._arrays = {name: np.asarray(value) for name, value in arrays.items()}
+        if not self._arrays:
+            raise DataError("no arrays given", path=path)
+        lengths = {name: len(a) for name, a in self._arrays.items()}
+        if len(set(lengths.values())) != 1:
+            raise DataError(f"arrays have different numbers of rows: {lengths}", path=path)
+        self.kind = "npz" if path else "arrays"
+
+    def columns(self) -> list[str]:
+        return list(self._arrays)
+
+    def infer_schema(self, label: str | None) -> Schema:
+        features = []
+        for name, array in self._arrays.items():
+            features.append(
+                FeatureSpec(
+                    name, _numpy_dtype(array.dtype, name, self.path), tuple(array.shape[1:])
+                )
+            )
+        return Schema(tuple(features), label)
+
+    def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        names = list(self._arrays)
+        arrays = [self._arrays[n] for n in names]
+        for i in range(len(arrays[0])):
+            yield i + 1, {n: a[i] for n, a in zip(names, arrays)}
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for name in sorted(self._arrays):
+            array = np.ascontiguousarray(self._arrays[name])
+            digest.update(f"{name}:{array.dtype}:{array.shape}".encode())
+            digest.update(
+                array.tobytes() if array.dtype != object else repr(array.tolist()).encode()
+            )
+        return digest.hexdigest()
+
+
+class DataFrameSource(ArraySource):
+    """A pandas DataFrame: one feature per column."""
+
+    def __init__(self, frame: Any, path: str | None = None) -> None:
+        arrays = {str(c): frame[c].to_numpy() for c in frame.columns}
+        super().__init__(arrays, path=path)
+        self.kind = "parquet" if path else "dataframe"
+
+
+class ParquetSource(Source):
+    """A Parquet file, read in record batches (never whole)."""
+
+    kind = "parquet"
+    BATCH_ROWS = 8192
+
+    def __init__(self, path: str) -> None:
+        import pyarrow.parquet as pq
+
+        self.path = path
+        try:
+            self._file = pq.ParquetFile(path)
+        except Exception as err:  # pyarrow raises several types for a bad file
+            raise DataError(f"not a readable Parquet file: {err}", path=path) from err
+
+    def columns(self) -> list[str]:
+        return list(self._file.schema_arrow.names)
+
+    def infer_schema(self, label: str | None) -> Schema:
+        batch = next(self._file.iter_batches(batch_size=INFER_ROWS), None)
+        if batch is None:
+            raise DataError("empty Parquet file", path=self.path)
+        return DataFrameSource(batch.to_pandas()).infer_schema(label)
+
+    def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        line = 0
+        for batch in self._file.iter_batches(batch_size=self.BATCH_ROWS):
+            for _, row in DataFrameSource(batch.to_pandas()).rows():
+                line += 1
+                yield line, row
+
+    def fingerprint(self) -> str:
+        return _file_digest(self.path)
+
+
+class ImageFolderSource(Source):
+    """``root/<class name>/<image file>``: features ``image`` (encoded bytes) and ``filename``,
+    label ``label`` (the class's index in the sorted class names)."""
+
+    kind = "image_folder"
+
+    def __init__(self, root: str) -> None:
+        self.path = root
+        self.classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+        if not self.classes:
+            raise DataError("image folder has no class sub-folders", path=root)
+        self._files = [
+            (os.path.join(root, c, name), index)
+            for index, c in enumerate(self.classes)
+            for name in sorted(os.listdir(os.path.join(root, c)))
+            if name.lower().endswith(IMAGE_SUFFIXES)
+        ]
+
+    def columns(self) -> list[str]:
+        return ["image", "filename", "label"]
+
+    def infer_schema(self, label: str | None) -> Schema:
+        features = (
+            FeatureSpec("image", "string"),
+            FeatureSpec("filename", "string"),
+            FeatureSpec("label", "int64"),
+        )
+        return Schema(features, label or "label")
+
+    def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        for i, (path, index) in enumerate(self._files):
+            with open(path, "rb") as f:
+                data = f.read()
+            yield (
+                i + 1,
+                {"image": data, "filename": os.path.relpath(path, self.path), "label": index},
+            )
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for path, index in self._files:
+            digest.update(f"{os.path.relpath(path, self.path)}:{index}:".encode())
+            digest.update(_file_digest(path).encode())
+        return digest.hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "classes": self.classes}
+
+
+def _numpy_dtype(dtype: np.dtype, name: str, path: str | None) -> str:
+    if np.issubdtype(dtype, np.floating):
+        return "float32"
+    if np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_):
+        return "int64"
+    if dtype.kind in ("U", "S", "O"):
+        return "string"
+    raise DataError(f"unsupported dtype {dtype}", path=path, column=name)
+
+
+def is_missing(value: Any) -> bool:
+    if isinstance(value, str):
+        return value in MISSING_TEXT
+    if isinstance(value, float):
+        return math.isnan(value)
+    return value is None

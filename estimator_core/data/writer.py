@@ -1,0 +1,522 @@
+"""write_dataset: rows from a source → ``tf.train.Example`` shards, schema, stats and manifest.
+
+Output (``output_dir``)::
+
+    <split>-00000-of-00004.tfrecord[.gz]   # shards per split
+    schema.json                            # see estimator_core.data.schema
+    stats.json                             # per-feature statistics, label distribution, bad rows
+    manifest.json                          # files, record counts, bytes, sha256, fingerprint
+
+Everything is written into a temporary sibling directory, ``manifest.json`` last, and renamed
+into place at the end: a failed or killed run leaves ``output_dir`` as it was (absent, or the
+previous complete data set), never half written. A run whose source content and settings
+fingerprint equal the existing manifest's writes nothing (a cache hit).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from estimator_core.data.errors import DataError
+from estimator_core.data.schema import SCHEMA_FILE, FeatureSpec, Schema
+from estimator_core.data.sources import Source, is_missing, open_source
+
+logger = logging.getLogger("estimator_core.data")
+
+MANIFEST_FILE = "manifest.json"
+STATS_FILE = "stats.json"
+VOCABULARY_CAP = 10_000
+BAD_ROW_EXAMPLES = 5
+_RECORD_OVERHEAD = 16  # TFRecord framing: length, two CRCs
+
+
+def write_dataset(
+    source: Any,
+    output_dir: str | os.PathLike,
+    *,
+    label: str | None = None,
+    splits: Mapping[str, float] | None = None,
+    seed: int = 0,
+    split_key: str | None = None,
+    shard_bytes: int = 128 << 20,
+    num_shards: int | None = None,
+    compression: str | None = None,
+    on_bad_row: str = "error",
+    allow_missing: bool | Sequence[str] = False,
+    schema: Schema | Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Convert ``source`` into TFRecord shards of ``tf.train.Example`` under ``output_dir``.
+
+    Args:
+      source: a ``.csv``/``.tsv`` (optionally ``.gz``), ``.parquet`` or ``.npz`` path, a folder of
+        class sub-folders of images, a dict of NumPy arrays (rows along the first axis), or a
+        pandas DataFrame. Files are streamed, never loaded whole.
+      label: the label column (recorded in the schema; readers split it off).
+      splits: split name → fraction (default ``{"train": 0.8, "eval": 0.2}``; fractions sum to 1).
+        Each row goes to the split its hash picks: of ``(seed, row number)``, or of the row's
+        ``split_key`` value (rows sharing a key stay together). Deterministic; the sizes follow
+        the fractions up to sampling noise, and the manifest records the exact counts.
+      shard_bytes: start a new shard of a split when it holds this many (uncompressed) bytes.
+      num_shards: instead, exactly this many shards per split (rows dealt round-robin).
+      compression: None or ``"GZIP"`` (shards then end in ``.tfrecord.gz``).
+      on_bad_row: ``"error"`` (default): a malformed row (wrong column count, text in a numeric
+        column, a missing value where not allowed, a wrong number of values) raises
+        :class:`DataError` naming the file, line and column. ``"skip"``: such rows are left
+        out, counted, and the first few reported in ``stats.json`` and the log.
+      allow_missing: float features (True: all; or a list of names) whose missing values become
+        NaN instead of making the row bad. The label may never be missing.
+      schema: the schema to write (a :class:`Schema` or its JSON dict) instead of the inferred one
+        (inferred from the first 1,000 rows of a CSV, from dtypes otherwise).
+
+    Returns the manifest (a dict, as written to ``manifest.json``), with ``"cache_hit": True``
+    added when nothing had to be written.
+    """
+    src = open_source(source)
+    output_dir = os.fspath(output_dir)
+    splits = dict(splits or {"train": 0.8, "eval": 0.2})
+    settings = _settings(
+        splits,
+        seed,
+        split_key,
+        shard_bytes,
+        num_shards,
+        compression,
+        on_bad_row,
+        allow_missing,
+        src,
+    )
+    for name in (label, split_key):
+        if name is not None and name not in src.columns():
+            raise DataError(
+                f"no column {name!r} in the source (columns: {src.columns()})", path=src.path
+            )
+    schema = _schema(schema, src, label)
+    fingerprint = _fingerprint(src, settings, schema)
+    existing = read_manifest(output_dir) if _is_dataset(output_dir) else None
+    if existing is not None and existing.get("fingerprint") == fingerprint:
+        logger.info(
+            "write_dataset: %s is up to date (fingerprint %s), nothing written",
+            output_dir,
+            fingerprint[:12],
+        )
+        return {**existing, "cache_hit": True}
+    if os.path.exists(output_dir) and existing is None and os.listdir(output_dir):
+        raise DataError(
+            "output directory exists and is not a data set written by write_dataset",
+            path=output_dir,
+        )
+
+    temp_dir = f"{output_dir.rstrip('/')}.incomplete-{uuid.uuid4().hex[:8]}"
+    os.makedirs(temp_dir)
+    try:
+        manifest = _write(src, temp_dir, schema, settings, fingerprint)
+        _swap_into_place(temp_dir, output_dir)
+    except BaseException:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        raise
+    return {**manifest, "cache_hit": False}
+
+
+def read_manifest(data_dir: str) -> dict[str, Any]:
+    """The manifest of the data set in ``data_dir``."""
+    path = os.path.join(data_dir, MANIFEST_FILE)
+    if not tf.io.gfile.exists(path):
+        raise DataError(
+            "no manifest.json: not a complete data set written by write_dataset", path=data_dir
+        )
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def read_stats(data_dir: str) -> dict[str, Any]:
+    """The statistics of the data set in ``data_dir`` (``stats.json``)."""
+    with tf.io.gfile.GFile(os.path.join(data_dir, STATS_FILE)) as f:
+        return json.load(f)
+
+
+# -- the pass over the rows -------------------------------------------------------------------
+
+
+def _write(src: Source, directory: str, schema: Schema, settings: dict[str, Any], fingerprint: str):
+    splits = settings["splits"]
+    writers = {name: _SplitWriter(directory, name, settings) for name in splits}
+    stats = _Stats(schema, list(splits))
+    allow = settings["allow_missing"]
+    bad: list[DataError] = []
+    bad_count = 0
+    for ordinal, (line, raw) in enumerate(src.rows()):
+        try:
+            if isinstance(raw, DataError):
+                raise raw
+            values = _convert(raw, schema, allow)
+        except DataError as err:
+            err = DataError(err.reason, path=src.path or src.kind, line=line, column=err.column)
+            if settings["on_bad_row"] == "error":
+                raise err from None
+            bad_count += 1
+            if len(bad) < BAD_ROW_EXAMPLES:
+                bad.append(err)
+                logger.warning("write_dataset: skipped bad row: %s", err)
+            continue
+        key = raw[settings["split_key"]] if settings["split_key"] else ordinal
+        split = _split_for(settings["seed"], key, splits)
+        writers[split].write(_example(values, schema))
+        stats.add(values, split)
+    if stats.rows == 0:
+        what = "no rows" if bad_count == 0 else f"no good rows ({bad_count} bad)"
+        raise DataError(f"empty source: {what}", path=src.path or src.kind)
+    files = {name: writer.finish() for name, writer in writers.items()}
+    stats_json = stats.to_json(bad_count, bad)
+    _write_json(os.path.join(directory, SCHEMA_FILE), schema.to_json())
+    _write_json(os.path.join(directory, STATS_FILE), stats_json)
+    manifest = {
+        "version": 1,
+        "fingerprint": fingerprint,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "source": src.describe(),
+        "settings": settings,
+        "records": stats.rows,
+        "bad_rows": bad_count,
+        "splits": {
+            name: {"records": sum(f["records"] for f in entries), "files": entries}
+            for name, entries in files.items()
+        },
+    }
+    _write_json(os.path.join(directory, MANIFEST_FILE), manifest)  # last: marks completeness
+    if bad_count:
+        logger.warning("write_dataset: %d bad row(s) skipped", bad_count)
+    return manifest
+
+
+class _SplitWriter:
+    """Shards of one split: rolled over by size, or a fixed count dealt round-robin."""
+
+    def __init__(self, directory: str, split: str, settings: dict[str, Any]) -> None:
+        self._directory = directory
+        self._split = split
+        self._options = settings["compression"]
+        self._shard_bytes = settings["shard_bytes"]
+        self._fixed = settings["num_shards"]
+        self._shards: list[dict[str, Any]] = []
+        self._writers: list[tf.io.TFRecordWriter] = []
+        self._next = 0
+
+    def _open(self) -> None:
+        index = len(self._shards)
+        path = os.path.join(self._directory, f"{self._split}-{index:05d}.partial")
+        self._writers.append(tf.io.TFRecordWriter(path, options=self._options))
+        self._shards.append({"temp": path, "records": 0, "bytes": 0})
+
+    def write(self, record: bytes) -> None:
+        if self._fixed:
+            while len(self._shards) < self._fixed:
+                self._open()
+            index = self._next % self._fixed
+            self._next += 1
+        else:
+            if not self._shards or self._shards[-1]["bytes"] >= self._shard_bytes:
+                self._open()
+            index = len(self._shards) - 1
+        self._writers[index].write(record)
+        self._shards[index]["records"] += 1
+        self._shards[index]["bytes"] += len(record) + _RECORD_OVERHEAD
+
+    def finish(self) -> list[dict[str, Any]]:
+        for writer in self._writers:
+            writer.close()
+        suffix = ".tfrecord.gz" if self._options == "GZIP" else ".tfrecord"
+        total = len(self._shards)
+        entries = []
+        for index, shard in enumerate(self._shards):
+            name = f"{self._split}-{index:05d}-of-{total:05d}{suffix}"
+            final = os.path.join(self._directory, name)
+            os.replace(shard["temp"], final)
+            entries.append(
+                {
+                    "path": name,
+                    "records": shard["records"],
+                    "bytes": os.path.getsize(final),
+                    "sha256": _sha256(final),
+                }
+            )
+        return entries
+
+
+# -- rows → examples --------------------------------------------------------------------------
+
+
+def _convert(
+    raw: Mapping[str, Any], schema: Schema, allow_missing: bool | list[str]
+) -> dict[str, list]:
+    values = {}
+    for feature in schema.features:
+        if feature.name not in raw:
+            raise DataError("column missing from the row", column=feature.name)
+        values[feature.name] = _feature_values(raw[feature.name], feature, schema, allow_missing)
+    return values
+
+
+def _feature_values(value: Any, feature: FeatureSpec, schema: Schema, allow_missing: Any) -> list:
+    items = _as_list(value, feature)
+    if feature.kind == "fixed" and len(items) != feature.size:
+        raise DataError(
+            f"expected {feature.size} value(s), found {len(items)}", column=feature.name
+        )
+    if feature.dtype == "string":
+        return [v if isinstance(v, bytes) else str(v).encode() for v in items]
+    out = []
+    for item in items:
+        if is_missing(item) or (isinstance(item, (float, np.floating)) and math.isnan(item)):
+            allowed = allow_missing is True or (
+                isinstance(allow_missing, list) and feature.name in allow_missing
+            )
+            if feature.name == schema.label:
+                raise DataError("missing label value", column=feature.name)
+            if not allowed or feature.dtype != "float32":
+                raise DataError(
+                    "missing value where none is allowed (see allow_missing)", column=feature.name
+                )
+            out.append(float("nan"))
+            continue
+        out.append(_number(item, feature))
+    return out
+
+
+def _as_list(value: Any, feature: FeatureSpec) -> list:
+    if isinstance(value, np.ndarray):
+        return value.reshape(-1).tolist()
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, np.generic):
+        return [value.item()]
+    return [value]
+
+
+def _number(item: Any, feature: FeatureSpec) -> float | int:
+    try:
+        if feature.dtype == "int64":
+            if isinstance(item, float) and not item.is_integer():
+                raise ValueError
+            return int(item)
+        number = float(item)
+    except (TypeError, ValueError):
+        kind = "an integer" if feature.dtype == "int64" else "a number"
+        raise DataError(f"not {kind}: {item!r}", column=feature.name) from None
+    if math.isinf(number):
+        raise DataError(f"infinite value {item!r}", column=feature.name)
+    return number
+
+
+def _example(values: dict[str, list], schema: Schema) -> bytes:
+    feature_map = {}
+    for feature in schema.features:
+        items = values[feature.name]
+        if feature.dtype == "float32":
+            feature_map[feature.name] = tf.train.Feature(float_list=tf.train.FloatList(value=items))
+        elif feature.dtype == "int64":
+            feature_map[feature.name] = tf.train.Feature(int64_list=tf.train.Int64List(value=items))
+        else:
+            feature_map[feature.name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=items))
+    return tf.train.Example(features=tf.train.Features(feature=feature_map)).SerializeToString()
+
+
+def _split_for(seed: int, key: Any, splits: dict[str, float]) -> str:
+    digest = hashlib.sha256(f"{seed}\x00{key}".encode()).digest()
+    point = int.from_bytes(digest[:8], "big") / 2**64
+    cumulative = 0.0
+    for name, fraction in splits.items():
+        cumulative += fraction
+        if point < cumulative:
+            return name
+    return name
+
+
+# -- statistics -------------------------------------------------------------------------------
+
+
+class _Stats:
+    def __init__(self, schema: Schema, splits: list[str]) -> None:
+        self._schema = schema
+        self.rows = 0
+        self._numeric = {f.name: _Moments() for f in schema.features if f.dtype != "string"}
+        self._vocab: dict[str, Counter] = {
+            f.name: Counter() for f in schema.features if f.dtype == "string"
+        }
+        self._truncated: set[str] = set()
+        self._counts: dict[str, int] = {f.name: 0 for f in schema.features}
+        self._label_by_split: dict[str, Counter] = {s: Counter() for s in splits}
+        self._split_rows: Counter = Counter()
+
+    def add(self, values: dict[str, list], split: str) -> None:
+        self.rows += 1
+        self._split_rows[split] += 1
+        for name, items in values.items():
+            self._counts[name] += len(items)
+            if name in self._numeric:
+                self._numeric[name].add(items)
+            elif name not in self._truncated:
+                vocab = self._vocab[name]
+                for item in items:
+                    if len(item) > 256:  # binary payloads (images) are not vocabularies
+                        self._truncated.add(name)
+                        vocab.clear()
+                        break
+                    vocab[item.decode(errors="replace")] += 1
+                if len(vocab) > VOCABULARY_CAP:
+                    self._truncated.add(name)
+        label = self._schema.label
+        if label is not None and self._schema.feature(label).dtype != "float32":
+            for item in values[label]:
+                self._label_by_split[split][item.decode() if isinstance(item, bytes) else item] += 1
+
+    def to_json(self, bad_count: int, bad: list[DataError]) -> dict[str, Any]:
+        features: dict[str, Any] = {}
+        for feature in self._schema.features:
+            entry: dict[str, Any] = {"dtype": feature.dtype, "values": self._counts[feature.name]}
+            if feature.name in self._numeric:
+                entry.update(self._numeric[feature.name].to_json())
+            elif feature.name in self._truncated:
+                entry["vocabulary"] = None
+            else:
+                entry["vocabulary"] = dict(self._vocab[feature.name].most_common())
+            features[feature.name] = entry
+        out: dict[str, Any] = {
+            "rows": self.rows,
+            "rows_per_split": dict(self._split_rows),
+            "features": features,
+            "bad_rows": {"count": bad_count, "examples": [e.as_dict() for e in bad]},
+        }
+        if self._schema.label is not None:
+            out["label"] = {
+                "name": self._schema.label,
+                "distribution": {
+                    split: {str(k): v for k, v in sorted(c.items())}
+                    for split, c in self._label_by_split.items()
+                },
+            }
+        return out
+
+
+class _Moments:
+    def __init__(self) -> None:
+        self.count = 0
+        self.missing = 0
+        self.total = 0.0
+        self.total_sq = 0.0
+        self.low = math.inf
+        self.high = -math.inf
+
+    def add(self, items: list) -> None:
+        for item in items:
+            if isinstance(item, float) and math.isnan(item):
+                self.missing += 1
+                continue
+            self.count += 1
+            self.total += item
+            self.total_sq += item * item
+            self.low = min(self.low, item)
+            self.high = max(self.high, item)
+
+    def to_json(self) -> dict[str, Any]:
+        if not self.count:
+            return {"count": 0, "missing": self.missing}
+        mean = self.total / self.count
+        variance = max(self.total_sq / self.count - mean * mean, 0.0)
+        return {
+            "count": self.count,
+            "missing": self.missing,
+            "min": self.low,
+            "max": self.high,
+            "mean": mean,
+            "std": math.sqrt(variance),
+        }
+
+
+# -- settings, fingerprints, files ------------------------------------------------------------
+
+
+def _settings(
+    splits, seed, split_key, shard_bytes, num_shards, compression, on_bad_row, allow_missing, src
+):
+    if not splits or any(not isinstance(f, (int, float)) or f <= 0 for f in splits.values()):
+        raise DataError(f"splits: fractions must be positive numbers, got {splits}")
+    if abs(sum(splits.values()) - 1.0) > 1e-6:
+        raise DataError(f"splits: fractions must sum to 1, got {sum(splits.values())}")
+    for name in splits:
+        if not name.replace("_", "").isalnum() or not name.islower():
+            raise DataError(f"splits: name {name!r} must be lower-case letters, digits or _")
+    if compression not in (None, "GZIP"):
+        raise DataError(f"compression must be None or 'GZIP', got {compression!r}")
+    if on_bad_row not in ("error", "skip"):
+        raise DataError(f"on_bad_row must be 'error' or 'skip', got {on_bad_row!r}")
+    if not isinstance(shard_bytes, int) or shard_bytes <= 0:
+        raise DataError(f"shard_bytes must be a positive int, got {shard_bytes!r}")
+    if num_shards is not None and (not isinstance(num_shards, int) or num_shards < 1):
+        raise DataError(f"num_shards must be an int >= 1, got {num_shards!r}")
+    return {
+        "splits": dict(splits),
+        "seed": seed,
+        "split_key": split_key,
+        "shard_bytes": shard_bytes,
+        "num_shards": num_shards,
+        "compression": compression,
+        "on_bad_row": on_bad_row,
+        "allow_missing": allow_missing
+        if isinstance(allow_missing, bool)
+        else sorted(allow_missing),
+    }
+
+
+def _schema(schema: Any, src: Source, label: str | None) -> Schema:
+    if schema is None:
+        return src.infer_schema(label)
+    if isinstance(schema, Schema):
+        return schema
+    return Schema.from_json(dict(schema))
+
+
+def _fingerprint(src: Source, settings: dict[str, Any], schema: Schema) -> str:
+    digest = hashlib.sha256(src.fingerprint().encode())
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    digest.update(json.dumps(schema.to_json(), sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _is_dataset(directory: str) -> bool:
+    return os.path.exists(os.path.join(directory, MANIFEST_FILE))
+
+
+def _swap_into_place(temp_dir: str, output_dir: str) -> None:
+    old = None
+    if os.path.exists(output_dir):
+        old = f"{output_dir.rstrip('/')}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(output_dir, old)
+    os.replace(temp_dir, output_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_json(path: str, data: Any) -> None:
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=False)
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
