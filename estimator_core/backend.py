@@ -39,7 +39,7 @@ class ModelFnBackend(abc.ABC):
     global_step: tf.Variable
 
     @abc.abstractmethod
-    def prepare(self, mode: str, iterator: Any) -> None:
+    def prepare(self, mode: str, iterator: Any, infinite: bool = False) -> None:
         """Build model_fn for ``mode`` and this input before the first step, when the backend can.
 
         Afterwards :meth:`traced_spec` returns the spec (and its hooks) for ``mode``.

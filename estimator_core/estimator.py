@@ -165,7 +165,7 @@ class Estimator:
             return self
         target = start + steps if steps is not None else max_steps
         iterator, infinite = self._training_input(input_fn)
-        self._backend.prepare(ModeKeys.TRAIN, iterator)
+        self._backend.prepare(ModeKeys.TRAIN, iterator, infinite)
         listeners = list(saving_listeners or ())
         hooks_set = _Hooks(
             self._backend, ModeKeys.TRAIN, self._builtin_training_hooks() + list(hooks or ())
@@ -237,7 +237,7 @@ class Estimator:
         dataset = self._evaluation_input(input_fn)
         infinite = _is_infinite(dataset)
         iterator = iter(dataset)
-        self._backend.prepare(ModeKeys.EVAL, iterator)
+        self._backend.prepare(ModeKeys.EVAL, iterator, infinite)
         hooks_set = _Hooks(self._backend, ModeKeys.EVAL, list(hooks or ()))
         hooks_set.start(self._global_step())
         self._backend.reset_metrics()

@@ -52,7 +52,8 @@ class FunctionBackend(ModelFnBackend):
         self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name=_GLOBAL_STEP)
         self._eval_loss = keras.metrics.Mean(name="eval_loss")
         self._specs: dict[str, EstimatorSpec] = {}
-        self._built: set[str] = set()
+        self._prepared: set[str] = set()
+        self._building = False
         self._run_eagerly = run_eagerly
 
         # Closures rather than bound methods: each backend gets functions of its own, so
@@ -77,9 +78,34 @@ class FunctionBackend(ModelFnBackend):
 
     # -- ModelFnBackend ---------------------------------------------------------------------
 
-    def prepare(self, mode: str, iterator: Any) -> None:
-        if self._run_eagerly or mode in self._built:
+    def prepare(self, mode: str, iterator: Any, infinite: bool = False) -> None:
+        if self._run_eagerly or mode in self._prepared:
             return
+        with global_step_scope(self.global_step):
+            self.store.refused_creation = None
+            try:
+                self._trace_loop(mode, iterator, infinite)
+            except Exception:
+                if self.store.refused_creation is None:
+                    raise
+                self._build(mode, iterator)  # the variables did not exist yet
+                self._trace_loop(mode, iterator, infinite)
+        self._prepared.add(mode)
+
+    def _trace_loop(self, mode: str, iterator: Any, infinite: bool) -> None:
+        count = tf.TensorSpec([], tf.int64)
+        if mode == ModeKeys.PREDICT:
+            self._predict_loop_fn.get_concrete_function(iterator, count)
+        else:
+            loop = self._train_loop if mode == ModeKeys.TRAIN else self._eval_loop
+            loop.get_concrete_function(iterator, count, infinite)
+
+    def _build(self, mode: str, iterator: Any) -> None:
+        """Create the variables of ``mode`` in a throwaway trace of one step.
+
+        Never in the loop: the loop orders every op after its input, and initializers that
+        depend on the input cannot be lifted out of the function.
+        """
         step = {
             ModeKeys.TRAIN: self._train_step,
             ModeKeys.EVAL: self._eval_step,
@@ -89,18 +115,18 @@ class FunctionBackend(ModelFnBackend):
         def build(iterator: Any) -> None:
             step(next(iterator), True)
 
-        # Variables are created in this throwaway trace, never in the loop: the loop orders
-        # every op after its input, and initializers that depend on the input cannot be lifted.
-        with global_step_scope(self.global_step):
+        self._building = True
+        try:
             tf.function(build).get_concrete_function(iterator)
-        self._built.add(mode)
+        finally:
+            self._building = False
 
     def train(self, iterator: Any, num_steps: int, infinite: bool = False) -> LoopResult:
-        self.prepare(ModeKeys.TRAIN, iterator)
+        self.prepare(ModeKeys.TRAIN, iterator, infinite)
         return self._run(self._train_loop, iterator, num_steps, infinite)
 
     def evaluate(self, iterator: Any, num_steps: int, infinite: bool = False) -> LoopResult:
-        self.prepare(ModeKeys.EVAL, iterator)
+        self.prepare(ModeKeys.EVAL, iterator, infinite)
         return self._run(self._eval_loop, iterator, num_steps, infinite)
 
     def predict(self, iterator: Any, num_batches: int) -> list[Any]:
@@ -256,7 +282,7 @@ class FunctionBackend(ModelFnBackend):
             tf.equal(step % self._summary_every, 0) if self._summary_every else tf.constant(False)
         )
         with self._summary_context(step, record):
-            with self.store.model_fn_call(ModeKeys.TRAIN, allow_creation=first_call) as call:
+            with self.store.model_fn_call(ModeKeys.TRAIN, self._may_create(first_call)) as call:
                 with tf.GradientTape() as tape:
                     spec = self._model_fn(features, labels, ModeKeys.TRAIN)
                 # Inside the store's scope: optimizers create their slots on first apply.
@@ -268,7 +294,7 @@ class FunctionBackend(ModelFnBackend):
 
     def _eval_step(self, element: Any, first_call: bool) -> dict[str, Any]:
         features, labels = split_element(element)
-        with self.store.model_fn_call(ModeKeys.EVAL, allow_creation=first_call):
+        with self.store.model_fn_call(ModeKeys.EVAL, self._may_create(first_call)):
             spec = self._model_fn(features, labels, ModeKeys.EVAL)
         self._remember(ModeKeys.EVAL, spec, first_call)
         self._eval_loss.update_state(tf.cast(spec.loss, tf.float32))
@@ -276,7 +302,7 @@ class FunctionBackend(ModelFnBackend):
 
     def _predict_step(self, element: Any, first_call: bool) -> Any:
         features, _ = split_element(element)
-        with self.store.model_fn_call(ModeKeys.PREDICT, allow_creation=first_call):
+        with self.store.model_fn_call(ModeKeys.PREDICT, self._may_create(first_call)):
             spec = self._model_fn(features, None, ModeKeys.PREDICT)
         self._remember(ModeKeys.PREDICT, spec, first_call)
         return spec.predictions
@@ -287,6 +313,10 @@ class FunctionBackend(ModelFnBackend):
         if self._writer is None:
             return tf.summary.record_if(False)
         return _Both(self._writer.as_default(step=step), tf.summary.record_if(record))
+
+    def _may_create(self, first_call: bool) -> bool:
+        """Variables are created by a build trace, or by the first call when running eagerly."""
+        return first_call and (self._building or self._run_eagerly)
 
     def _remember(self, mode: str, spec: EstimatorSpec, first_call: bool) -> None:
         # The first spec of a mode is kept: its hooks and metrics are the ones in use.

@@ -31,6 +31,10 @@ class VariableMismatchError(ValueError):
     """A checkpoint does not fit the variables model_fn creates."""
 
 
+class VariableCreationForbidden(ValueError):
+    """model_fn asked for a variable the store does not hold where none may be created."""
+
+
 def normalized_name(name: str) -> str:
     """``'sequential_3/dense_12/kernel'`` → ``'sequential/dense/kernel'``."""
     return _NUMERIC_SUFFIX.sub("", name)
@@ -60,6 +64,7 @@ class VariableStore:
         self._pending: tf.train.CheckpointReader | None = None
         self._pending_shapes: dict[str, list[int]] = {}
         self._source: KeyMap = _same_key
+        self.refused_creation: str | None = None
         self._call: _CallState | None = None
 
     @contextlib.contextmanager
@@ -97,9 +102,11 @@ class VariableStore:
             state.used.append(existing)
             return existing
         if not state.allow_creation:
-            raise ValueError(
-                f"model_fn created variable {key!r} in a later call of the same compiled step "
-                "than its first; model_fn must create the same variables on every call"
+            # Tracing may re-wrap the exception (autograph's StagingError): leave a mark too.
+            self.refused_creation = key
+            raise VariableCreationForbidden(
+                f"model_fn created variable {key!r} that its first call did not create; "
+                "model_fn must create the same variables on every call"
             )
         source = self._source(key) if self._pending is not None and not local else None
         ckpt_key = checkpoint_key(source) if source is not None else None
