@@ -50,6 +50,7 @@ __all__ = [
     "early_stopping",
     "export",
     "exporters",
+    "feature_column",
     "get_global_step",
     "metrics",
     "train_and_evaluate",

@@ -21,7 +21,8 @@ column                                     contributes to the output
 
 with, inside indicator and embedding columns, ``categorical_column_with_vocabulary_list``,
 ``categorical_column_with_vocabulary_file``, ``categorical_column_with_identity``,
-``categorical_column_with_hash_bucket`` and ``bucketized_column``.
+``categorical_column_with_hash_bucket`` and ``bucketized_column``. Crossed, weighted, shared
+embedding and sequence columns are refused with a ``ValueError`` naming the column.
 
 Embedding weights are ``tf.Variable``\\ s named ``input_layer/<embedding column
 name>/embedding_weights`` (``<embedding column name>`` is ``<categorical name>_embedding``, as in
@@ -357,8 +358,11 @@ def _bag(value: Feature, label: str, key: str) -> _Bag:
         raise ValueError(f"{label}: feature {key!r} is a scalar; it needs a batch dimension")
     batch = tf.shape(value, out_type=tf.int64)[0]
     flat = tf.reshape(value, tf.stack([batch, tf.constant(-1, tf.int64)]))
-    missing = "" if value.dtype == tf.string else -1
-    positions = tf.where(tf.not_equal(flat, tf.constant(missing, value.dtype)))
+    if value.dtype.is_unsigned:  # no -1: every value is present
+        positions = tf.where(tf.ones_like(flat, dtype=tf.bool))
+    else:
+        missing = "" if value.dtype == tf.string else -1
+        positions = tf.where(tf.not_equal(flat, tf.constant(missing, value.dtype)))
     return _Bag(tf.gather_nd(flat, positions), positions[:, 0], batch)
 
 

@@ -5,6 +5,7 @@
 ``make_input_fn`` reads them back as an Estimator input_fn.
 """
 
+from estimator_core.data.columns import feature_columns_from_schema
 from estimator_core.data.errors import DataError
 from estimator_core.data.reader import make_input_fn, split_files
 from estimator_core.data.schema import FeatureSpec, Schema, read_schema
@@ -14,6 +15,7 @@ __all__ = [
     "DataError",
     "FeatureSpec",
     "Schema",
+    "feature_columns_from_schema",
     "make_input_fn",
     "read_manifest",
     "read_schema",

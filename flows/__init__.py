@@ -1,0 +1,1 @@
+"""Prefect flows: the pipeline, composed of the tasks in ``tasks/``."""

@@ -1,0 +1,50 @@
+"""The prepare-data flow on a real Prefect (test harness) run."""
+
+import os
+
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+from pydantic import ValidationError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory):
+    home = tmp_path_factory.mktemp("prefect_home")
+    previous = {k: os.environ.get(k) for k in ("PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED")}
+    os.environ["PREFECT_HOME"] = str(home)
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    with prefect_test_harness():
+        yield
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def test_prepare_data_writes_then_recognises_the_data_set(prefect_api, tmp_path):
+    from flows.prepare_data import DataPrepParams, prepare_data
+
+    params = DataPrepParams(output_dir=str(tmp_path / "digits"), num_shards=2)
+    first = prepare_data(params)
+    assert not first["cache_hit"] and sum(first["records"].values()) == 1797
+    assert sorted(os.listdir(tmp_path / "digits"))[:2] == [
+        "eval-00000-of-00002.tfrecord",
+        "eval-00001-of-00002.tfrecord",
+    ]
+    again = prepare_data(params)
+    assert again["cache_hit"] and again["fingerprint"] == first["fingerprint"]
+
+
+def test_bad_parameters_are_refused_before_any_work(prefect_api, tmp_path):
+    from flows.prepare_data import DataPrepParams
+
+    with pytest.raises(ValidationError, match="sum to 1"):
+        DataPrepParams(output_dir=str(tmp_path / "x"), splits={"train": 0.5})
+    with pytest.raises(ValidationError, match="does not exist"):
+        DataPrepParams(source=str(tmp_path / "missing.csv"))
+    with pytest.raises(ValidationError, match="on_bad_row"):
+        DataPrepParams(on_bad_row="ignore")
+    assert not (tmp_path / "x").exists()
