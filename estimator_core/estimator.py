@@ -91,6 +91,11 @@ class Estimator:
         apply_session_config(config.session_config)
         if config.tf_random_seed is not None:
             keras.utils.set_random_seed(config.tf_random_seed)
+        if config.mixed_precision is not None:
+            keras.mixed_precision.set_global_policy(config.mixed_precision)
+            logger.info(
+                "Keras global dtype policy set to %s (process-wide)", config.mixed_precision
+            )
         self._model_fn = model_fn
         self._train_writer = tf.summary.create_file_writer(model_dir)
         self._eval_writers: dict[str, tf.summary.SummaryWriter] = {}
@@ -104,6 +109,8 @@ class Estimator:
             self._train_writer,
             config.save_summary_steps,
             run_eagerly=config.run_eagerly,
+            jit_compile=config.jit_compile,
+            mixed_precision=config.mixed_precision,
         )
         self._checkpointer = Checkpointer(
             model_dir, self._backend.store, self._backend.global_step, self._config
@@ -234,6 +241,21 @@ class Estimator:
         if steps is not None and steps <= 0:
             raise ValueError(f"Must specify steps > 0, given: {steps}")
         self._restore_for_inference(checkpoint_path, required=False)
+        return self._evaluate_weights_in_memory(input_fn, steps, hooks, name)
+
+    def _evaluate_weights_in_memory(
+        self,
+        input_fn: Callable[..., tf.data.Dataset],
+        steps: int | None,
+        hooks: Sequence[hooks_lib.SessionRunHook] | None,
+        name: str | None,
+    ) -> dict[str, Any]:
+        """The body of :meth:`evaluate`, on the weights in memory (nothing is restored).
+
+        Safe between two compiled loops of train() (``InMemoryEvaluatorHook``): it reads the
+        variables without changing them, iterates its own Dataset (cached per input_fn object,
+        apart from the training iterator) and resets only the evaluation metrics.
+        """
         dataset = self._evaluation_input(input_fn)
         infinite = _is_infinite(dataset)
         iterator = iter(dataset)

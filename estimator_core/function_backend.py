@@ -17,6 +17,7 @@ alternating train() and evaluate() never retraces.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -44,8 +45,11 @@ class FunctionBackend(ModelFnBackend):
         train_summary_writer: tf.summary.SummaryWriter | None,
         save_summary_steps: int | None,
         run_eagerly: bool = False,
+        jit_compile: bool = False,
+        mixed_precision: str | None = None,
     ) -> None:
         self._model_fn = model_fn
+        self._loss_scaling = mixed_precision == "mixed_float16"
         self._writer = train_summary_writer
         self._summary_every = save_summary_steps or 0
         self.store = VariableStore()
@@ -55,15 +59,31 @@ class FunctionBackend(ModelFnBackend):
         self._prepared: set[str] = set()
         self._building = False
         self._run_eagerly = run_eagerly
+        self._loop_steps = {
+            ModeKeys.TRAIN: self._train_step,
+            ModeKeys.EVAL: self._eval_step,
+            ModeKeys.PREDICT: self._predict_step,
+        }
+        if jit_compile and not run_eagerly:
+            self._loop_steps = {mode: _xla(step) for mode, step in self._loop_steps.items()}
+            self._loop_steps[ModeKeys.TRAIN] = _xla(
+                functools.partial(self._train_step_recording, user_summaries=False)
+            )
+        train_step = self._loop_steps[ModeKeys.TRAIN]
+        self._loop_steps[ModeKeys.TRAIN] = lambda element, first_call: self._record_loss(
+            train_step(element, first_call)
+        )
 
         # Closures rather than bound methods: each backend gets functions of its own, so
         # TensorFlow's retracing detector does not count other Estimators' traces.
         def train_loop(iterator: Any, num_steps: Any, infinite: bool):
-            return self._loop(self._train_step, iterator, num_steps, infinite, stop_on_nan=True)
+            return self._loop(self._loop_steps[ModeKeys.TRAIN], iterator, num_steps, infinite, True)
 
         def eval_loop(iterator: Any, num_steps: Any, infinite: bool):
             with tf.summary.record_if(False):
-                return self._loop(self._eval_step, iterator, num_steps, infinite, stop_on_nan=False)
+                return self._loop(
+                    self._loop_steps[ModeKeys.EVAL], iterator, num_steps, infinite, False
+                )
 
         def predict_loop(iterator: Any, num_batches: Any):
             return self._predict_loop(iterator, num_batches)
@@ -241,7 +261,8 @@ class FunctionBackend(ModelFnBackend):
 
     def _predict_loop(self, iterator: Any, num_batches: Any):
         """Up to ``num_batches`` predictions, concatenated per output, with each batch's size."""
-        first = tf.nest.flatten(_after_input(self._predict_step, next(iterator), True))
+        predict_step = self._loop_steps[ModeKeys.PREDICT]
+        first = tf.nest.flatten(_after_input(predict_step, next(iterator), True))
         arrays = [
             tf.TensorArray(t.dtype, size=0, dynamic_size=True, infer_shape=False).write(0, t)
             for t in first
@@ -255,7 +276,7 @@ class FunctionBackend(ModelFnBackend):
             batch = iterator.get_next_as_optional()
 
             def append():
-                flat = tf.nest.flatten(_after_input(self._predict_step, batch.get_value(), False))
+                flat = tf.nest.flatten(_after_input(predict_step, batch.get_value(), False))
                 return (
                     [a.write(tf.cast(done, tf.int32), t) for a, t in zip(arrays, flat)],
                     sizes.write(tf.cast(done, tf.int32), _batch_size(flat)),
@@ -270,27 +291,36 @@ class FunctionBackend(ModelFnBackend):
         return done, [a.concat() for a in arrays], sizes.stack()
 
     def _train_step(self, element: Any, first_call: bool) -> dict[str, Any]:
+        """One training step; model_fn's own tf.summary calls are recorded (not under XLA)."""
+        return self._train_step_recording(element, first_call, user_summaries=True)
+
+    def _train_step_recording(
+        self, element: Any, first_call: bool, user_summaries: bool
+    ) -> dict[str, Any]:
         # A root name scope: summary tags and variable names must not depend on the loop's
         # control-flow scopes ("while/cond_1/...").
         with tf.compat.v1.name_scope(None):
-            return self._train_step_in_root_scope(element, first_call)
+            features, labels = split_element(element)
+            summaries = (
+                self._summary_context(self.global_step + 1)
+                if user_summaries
+                else tf.summary.record_if(False)
+            )
+            with summaries:
+                with self.store.model_fn_call(ModeKeys.TRAIN, self._may_create(first_call)) as call:
+                    with tf.GradientTape() as tape:
+                        spec = self._model_fn(features, labels, ModeKeys.TRAIN)
+                    # Inside the store's scope: optimizers create their slots on first apply.
+                    _apply_train_op(spec, tape, call.trainable_variables(), self._loss_scaling)
+                self._remember(ModeKeys.TRAIN, spec, first_call)
+            self.global_step.assign_add(1)
+            return _step_values(spec)
 
-    def _train_step_in_root_scope(self, element: Any, first_call: bool) -> dict[str, Any]:
-        features, labels = split_element(element)
-        step = self.global_step + 1
-        record = (
-            tf.equal(step % self._summary_every, 0) if self._summary_every else tf.constant(False)
-        )
-        with self._summary_context(step, record):
-            with self.store.model_fn_call(ModeKeys.TRAIN, self._may_create(first_call)) as call:
-                with tf.GradientTape() as tape:
-                    spec = self._model_fn(features, labels, ModeKeys.TRAIN)
-                # Inside the store's scope: optimizers create their slots on first apply.
-                _apply_train_op(spec, tape, call.trainable_variables())
-            self._remember(ModeKeys.TRAIN, spec, first_call)
-            tf.summary.scalar("loss", spec.loss)
-        self.global_step.assign_add(1)
-        return _step_values(spec)
+    def _record_loss(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The loss summary, outside any XLA cluster, at the step just completed."""
+        with tf.compat.v1.name_scope(None), self._summary_context(self.global_step):
+            tf.summary.scalar("loss", values["loss"])
+        return values
 
     def _eval_step(self, element: Any, first_call: bool) -> dict[str, Any]:
         features, labels = split_element(element)
@@ -309,9 +339,12 @@ class FunctionBackend(ModelFnBackend):
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _summary_context(self, step: Any, record: Any):
-        if self._writer is None:
+    def _summary_context(self, step: Any):
+        """Summaries at ``step`` to the train writer, recorded when it is a multiple of
+        save_summary_steps."""
+        if self._writer is None or not self._summary_every:
             return tf.summary.record_if(False)
+        record = tf.equal(step % self._summary_every, 0)
         return _Both(self._writer.as_default(step=step), tf.summary.record_if(record))
 
     def _may_create(self, first_call: bool) -> bool:
@@ -365,12 +398,21 @@ def _batch_size(flat: list[tf.Tensor]) -> tf.Tensor:
     return tf.cast(tf.shape(flat[0])[0], tf.int64)
 
 
+def _xla(step: Callable[[Any, bool], Any]) -> Callable[[Any, bool], Any]:
+    """``step`` compiled with XLA (inside the loop; the input stays outside the cluster)."""
+    return tf.function(step, jit_compile=True)
+
+
 def _apply_train_op(
-    spec: EstimatorSpec, tape: tf.GradientTape, variables: list[tf.Variable]
+    spec: EstimatorSpec, tape: tf.GradientTape, variables: list[tf.Variable], loss_scaling: bool
 ) -> None:
     train_op = spec.train_op
     if isinstance(train_op, keras.optimizers.Optimizer):
-        gradients = tape.gradient(spec.loss, variables)
+        if loss_scaling and not isinstance(train_op, keras.optimizers.LossScaleOptimizer):
+            # float16 gradients underflow without it; the wrapper unscales before applying.
+            train_op = keras.optimizers.LossScaleOptimizer(train_op)
+        scale = train_op.scale_loss(tf.ones([], spec.loss.dtype)) if loss_scaling else None
+        gradients = tape.gradient(spec.loss, variables, output_gradients=scale)
         pairs = [(g, v) for g, v in zip(gradients, variables, strict=True) if g is not None]
         if not pairs:
             raise ValueError(

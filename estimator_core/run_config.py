@@ -13,6 +13,7 @@ logger = logging.getLogger(__name__)
 
 _USE_DEFAULT = object()
 DEFAULT_CHECKPOINT_SECS = 600
+MIXED_PRECISION_POLICIES = (None, "mixed_float16", "mixed_bfloat16")
 
 _SESSION_CONFIG_KEYS = (
     "intra_op_parallelism_threads",
@@ -46,6 +47,13 @@ class RunConfig:
     * ``run_eagerly``: call model_fn eagerly (no ``tf.function``) so ``print`` and debugger
       breakpoints work inside it. Also switched on by the environment variable
       ``ESTIMATOR_CORE_RUN_EAGERLY=1``.
+    * ``jit_compile``: compile each train/eval/predict step with XLA (the input pipeline stays
+      outside). Often faster (1.3-1.4x for the benchmark's MLP on CPU); ``tf.summary`` calls
+      inside model_fn are not recorded under XLA (the loss still is).
+    * ``mixed_precision``: ``"mixed_float16"`` or ``"mixed_bfloat16"`` sets Keras' global
+      dtype policy when the Estimator is built (process-wide: layers compute in 16 bits, keep
+      float32 variables); with ``mixed_float16`` a Keras optimizer ``train_op`` gets dynamic
+      loss scaling. Cast the loss to float32 in model_fn.
 
     ``session_config`` maps a TF1 ``ConfigProto``'s fields (or a dict of them) to TF2's process-wide
     settings: see :func:`apply_session_config`.
@@ -64,6 +72,8 @@ class RunConfig:
     eval_distribute: Any
     iterations_per_loop: int
     run_eagerly: bool
+    jit_compile: bool
+    mixed_precision: str | None
 
     def __init__(
         self,
@@ -80,6 +90,8 @@ class RunConfig:
         eval_distribute: Any = None,
         iterations_per_loop: int = 100,
         run_eagerly: bool = False,
+        jit_compile: bool = False,
+        mixed_precision: str | None = None,
     ) -> None:
         steps_default = save_checkpoints_steps is _USE_DEFAULT
         secs_default = save_checkpoints_secs is _USE_DEFAULT
@@ -109,6 +121,8 @@ class RunConfig:
             "iterations_per_loop": iterations_per_loop,
             "run_eagerly": bool(run_eagerly)
             or os.environ.get("ESTIMATOR_CORE_RUN_EAGERLY", "") not in ("", "0"),
+            "jit_compile": bool(jit_compile),
+            "mixed_precision": mixed_precision,
         }
         _validate(values)
         for name, value in values.items():
@@ -150,6 +164,11 @@ def _validate(values: dict[str, Any]) -> None:
     seed = values["tf_random_seed"]
     if seed is not None and not isinstance(seed, int):
         raise ValueError(f"RunConfig: tf_random_seed must be an int or None, got {seed!r}")
+    if values["mixed_precision"] not in MIXED_PRECISION_POLICIES:
+        raise ValueError(
+            f"RunConfig: mixed_precision must be one of {MIXED_PRECISION_POLICIES}, "
+            f"got {values['mixed_precision']!r}"
+        )
     for name in ("train_distribute", "eval_distribute"):
         if values[name] is not None:
             raise NotImplementedError(
