@@ -21,14 +21,16 @@ from bench.plan import Plan
 bc = wl.bc
 
 
-def inmemory_runner(model_dir: str) -> Callable[[int], None]:
+def inmemory_runner(model_dir: str, jit_compile: bool = False) -> Callable[[int], None]:
     """``n -> estimator.train(steps=n)`` on 8,192 in-memory rows, no periodic checkpoints,
-    summaries or step logs, default ``iterations_per_loop`` (100). Each call also builds a new
-    iterator, checks for a newer checkpoint and saves one at its end (the 1-step fixed cost).
+    summaries or step logs, default ``iterations_per_loop`` (100), and optionally XLA-compiled
+    steps. Each call also checks for a newer checkpoint and saves one at its end (the 1-step
+    fixed cost).
     """
     x, y = wl.inmemory_arrays()
     input_fn = wl.inmemory_input_fn(x, y)
-    estimator = wl.make_estimator(model_dir, wl.inmemory_config())
+    config = wl.inmemory_config().replace(jit_compile=jit_compile)
+    estimator = wl.make_estimator(model_dir, config)
 
     def run_steps(n: int) -> None:
         estimator.train(input_fn, steps=n)

@@ -21,6 +21,10 @@ Runner = Callable[[int], None]
 # name -> (factory(model_dir) -> runner, whether the warmup is a full N-step epoch)
 RUNNERS: dict[str, tuple[Callable[[str], Runner], bool]] = {
     "estimator_core": (core_bench.inmemory_runner, False),
+    "estimator_core_xla": (
+        lambda d: core_bench.inmemory_runner(d + "-xla", jit_compile=True),
+        False,
+    ),
     "tf_function_per_step": (lambda _: baselines.tf_function_per_step_runner(), False),
     "tf_function_100_per_call": (lambda _: baselines.tf_function_multi_step_runner(100), False),
     "keras_fit": (lambda _: baselines.keras_fit_runner(), True),

@@ -65,6 +65,15 @@ def comparisons(core: dict[str, Any], base: dict[str, Any], leg: dict[str, Any])
             "x",
         )
     ]
+    rows.append(
+        _row(
+            "in-memory steps/s: estimator_core jit_compile=True / legacy tf.estimator",
+            ratio(
+                base["estimator_core_xla"]["steady_steps_per_s"], leg["inmemory_steady_steps_per_s"]
+            ),
+            "x",
+        )
+    )
     for key, label in (
         ("tf_function_per_step", "tf.function 1 step/call"),
         ("tf_function_100_per_call", "tf.function 100 steps/call"),
@@ -195,6 +204,7 @@ def _inmemory_table(core: dict, base: dict, leg: dict) -> str:
     }
     runs = [
         ("estimator_core Estimator.train (iterations_per_loop=100)", core["inmemory"]),
+        ("estimator_core, RunConfig(jit_compile=True)", base["estimator_core_xla"]),
         ("legacy tf.estimator (TF 2.15 graph mode, one run)", legacy),
         ("tf.function, 1 step per call", base["tf_function_per_step"]),
         ("tf.function, 100 steps per call", base["tf_function_100_per_call"]),
