@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
-import tensorflow as tf
 
 from estimator_core.export.outputs import ExportOutput, PredictOutput
 from estimator_core.mode_keys import ModeKeys
@@ -140,7 +139,3 @@ def _default_export_outputs(
             f"named {DEFAULT_SERVING_SIGNATURE!r}"
         )
     return outputs
-
-
-def is_tensor_like(value: Any) -> bool:
-    return tf.is_tensor(value) or isinstance(value, tf.Variable)

@@ -77,7 +77,8 @@ def open_source(source: Any) -> Source:
     raise DataError(f"unsupported source type {type(source).__name__}")
 
 
-def _file_digest(path: str) -> str:
+def file_sha256(path: str) -> str:
+    """sha256 of a file's bytes, read in 4 MiB chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 22), b""):
@@ -158,7 +159,7 @@ class CsvSource(Source):
                 yield line, dict(zip(columns, values))
 
     def fingerprint(self) -> str:
-        return _file_digest(self.path)
+        return file_sha256(self.path)
 
 
 class ArraySource(Source):
@@ -247,7 +248,7 @@ class ParquetSource(Source):
                 yield line, row
 
     def fingerprint(self) -> str:
-        return _file_digest(self.path)
+        return file_sha256(self.path)
 
 
 class ImageFolderSource(Source):
@@ -292,7 +293,7 @@ class ImageFolderSource(Source):
         digest = hashlib.sha256()
         for path, index in self._files:
             digest.update(f"{os.path.relpath(path, self.path)}:{index}:".encode())
-            digest.update(_file_digest(path).encode())
+            digest.update(file_sha256(path).encode())
         return digest.hexdigest()
 
     def describe(self) -> dict[str, Any]:

@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from estimator_core.data.errors import DataError
 from estimator_core.data.schema import SCHEMA_FILE, FeatureSpec, Schema
-from estimator_core.data.sources import Source, is_missing, open_source
+from estimator_core.data.sources import Source, file_sha256, is_missing, open_source
 
 logger = logging.getLogger("estimator_core.data")
 
@@ -249,7 +249,7 @@ class _SplitWriter:
                     "path": name,
                     "records": shard["records"],
                     "bytes": os.path.getsize(final),
-                    "sha256": _sha256(final),
+                    "sha256": file_sha256(final),
                 }
             )
         return entries
@@ -512,11 +512,3 @@ def _swap_into_place(temp_dir: str, output_dir: str) -> None:
 def _write_json(path: str, data: Any) -> None:
     with open(path, "w") as f:
         json.dump(data, f, indent=1, sort_keys=False)
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
