@@ -138,9 +138,29 @@ def comparisons(core: dict[str, Any], base: dict[str, Any], leg: dict[str, Any])
             "x",
         ),
         _row("export_saved_model, estimator_core", pred["export_saved_model_s"], "s"),
+        *_train_and_evaluate_rows(core.get("train_and_evaluate")),
         _row("export_saved_model, legacy tf.estimator", leg["export_saved_model_s"], "s"),
     ]
     return rows
+
+
+def _train_and_evaluate_rows(tae: dict[str, Any] | None) -> list[dict]:
+    """Scenario E: train_and_evaluate (two named evals) against Keras fit with validation."""
+    if not tae:
+        return []
+    core, keras_fit = tae["estimator_core"], tae["keras_fit"]
+    speed = ratio(keras_fit["total_s"], core["total_s"])
+    return [
+        _row(
+            "train_and_evaluate, 2 named evals: Keras fit time / estimator_core time",
+            speed,
+            "x",
+            target=">= 1x",
+            passed=None if speed is None else speed >= 1.0,
+        ),
+        _row("  per-round overhead, estimator_core", core["per_round_overhead_s"], "s"),
+        _row("  per-round overhead, Keras fit", keras_fit["per_round_overhead_s"], "s"),
+    ]
 
 
 def _row(

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bench import core_bench, inmemory, legacy, report
+from bench import core_bench, inmemory, legacy, report, tae_bench
 from bench import workload as wl
 from bench.common import REPO_ROOT, data_dir, progress
 from bench.plan import FULL, QUICK, Plan
@@ -121,6 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         core_inmemory, results["baselines"] = run_inmemory_part(plan, workdir)
         legacy_scenarios = run_legacy_scenarios(plan)
         core = {"inmemory": core_inmemory, **run_scenario_a_part(plan, workdir, eval_labels)}
+        progress("scenario E: train_and_evaluate with two named evals vs Keras fit")
+        batched = core["scenario_a"]["batch_parse"]
+        core["train_and_evaluate"] = tae_bench.measure(
+            os.path.join(workdir, "tae"),
+            plan,
+            {"train_s": batched["train_step_s"], "eval_s": batched["eval_step_s"]},
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["estimator_core"] = core
