@@ -10,15 +10,20 @@ from estimator_core.checkpoints import WarmStartSettings
 from estimator_core.estimator import Estimator
 from estimator_core.hooks import (
     CheckpointSaverListener,
+    FinalOpsHook,
+    GlobalStepWaiterHook,
+    InMemoryEvaluatorHook,
     LoggingTensorHook,
     NanLossDuringTrainingError,
     NanTensorHook,
+    ProfilerHook,
     SessionRunArgs,
     SessionRunContext,
     SessionRunHook,
     SessionRunValues,
     StepCounterHook,
     StopAtStepHook,
+    SummarySaverHook,
 )
 from estimator_core.mode_keys import ModeKeys
 from estimator_core.run_config import RunConfig
@@ -32,10 +37,14 @@ __all__ = [
     "Estimator",
     "EstimatorSpec",
     "EvalSpec",
+    "FinalOpsHook",
+    "GlobalStepWaiterHook",
+    "InMemoryEvaluatorHook",
     "LoggingTensorHook",
     "ModeKeys",
     "NanLossDuringTrainingError",
     "NanTensorHook",
+    "ProfilerHook",
     "RunConfig",
     "SessionRunArgs",
     "SessionRunContext",
@@ -43,6 +52,7 @@ __all__ = [
     "SessionRunValues",
     "StepCounterHook",
     "StopAtStepHook",
+    "SummarySaverHook",
     "TrainAndEvaluateResult",
     "TrainSpec",
     "VariableMismatchError",

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 
 import tensorflow as tf
 
-_active: list[tf.Variable] = []
+# Per thread: two Estimators training in two threads each see their own global step.
+_local = threading.local()
+
+
+def _active() -> list[tf.Variable]:
+    if not hasattr(_local, "stack"):
+        _local.stack = []
+    return _local.stack
 
 
 def get_global_step() -> tf.Variable:
@@ -16,15 +24,17 @@ def get_global_step() -> tf.Variable:
     Inside model_fn it holds the number of training steps completed before the current one,
     as ``tf.compat.v1.train.get_global_step()`` did in a TF1 session run.
     """
-    if not _active:
+    stack = _active()
+    if not stack:
         raise RuntimeError("get_global_step() is only available while an Estimator calls model_fn")
-    return _active[-1]
+    return stack[-1]
 
 
 @contextlib.contextmanager
 def global_step_scope(global_step: tf.Variable) -> Iterator[None]:
-    _active.append(global_step)
+    stack = _active()
+    stack.append(global_step)
     try:
         yield
     finally:
-        _active.pop()
+        stack.pop()

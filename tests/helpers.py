@@ -26,5 +26,7 @@ def event_scalars(directory):
     acc.Reload()
     out = {}
     for tag in acc.Tags()["tensors"]:
-        out[tag] = {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)}
+        values = {e.step: tf.make_ndarray(e.tensor_proto) for e in acc.Tensors(tag)}
+        if all(v.ndim == 0 and v.dtype.kind == "f" for v in values.values()):
+            out[tag] = {step: float(v) for step, v in values.items()}
     return out

@@ -299,3 +299,26 @@ def test_warm_start_from_a_model_dir_takes_weights_not_step(tmp_path, train_inpu
         ).max()
         > 0.1
     )
+
+
+def test_get_global_step_is_per_thread():
+    import threading
+
+    from estimator_core.training_util import global_step_scope
+
+    mine, other = tf.Variable(1, dtype=tf.int64), tf.Variable(2, dtype=tf.int64)
+    entered, release = threading.Event(), threading.Event()
+
+    def hold_other():
+        with global_step_scope(other):
+            entered.set()
+            release.wait()
+
+    with global_step_scope(mine):
+        thread = threading.Thread(target=hold_other)
+        thread.start()
+        entered.wait()
+        assert est.get_global_step() is mine
+        release.set()
+        thread.join()
+        assert est.get_global_step() is mine
