@@ -258,6 +258,11 @@ class Estimator:
         """
         dataset = self._evaluation_input(input_fn)
         infinite = _is_infinite(dataset)
+        if infinite and steps is None:
+            raise ValueError(
+                "evaluate: input_fn's dataset repeats forever, so the evaluation would never "
+                "end; give steps, or do not repeat() the evaluation data"
+            )
         iterator = iter(dataset)
         self._backend.prepare(ModeKeys.EVAL, iterator, infinite)
         hooks_set = _Hooks(self._backend, ModeKeys.EVAL, list(hooks or ()))

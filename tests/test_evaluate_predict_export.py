@@ -48,6 +48,12 @@ def test_loop_length_does_not_change_results(trained, digits_arrays):
         assert result["accuracy"] == reference["accuracy"]
 
 
+def test_evaluating_a_repeated_dataset_needs_steps(trained, train_input):
+    with pytest.raises(ValueError, match="repeats forever.*give steps"):
+        trained.evaluate(train_input)
+    assert trained.evaluate(train_input, steps=3)["global_step"] == 100
+
+
 def test_evaluate_reuses_weights_in_memory_and_restores_older_checkpoints(
     trained, eval_input, monkeypatch
 ):
