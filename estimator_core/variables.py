@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -65,7 +66,8 @@ class VariableStore:
         self._pending_shapes: dict[str, list[int]] = {}
         self._source: KeyMap = _same_key
         self.refused_creation: str | None = None
-        self._call: _CallState | None = None
+        # Per thread: a tf.distribute strategy calls model_fn in one thread per replica.
+        self._calls = threading.local()
 
     @contextlib.contextmanager
     def model_fn_call(self, mode: str, allow_creation: bool) -> Iterator[_CallState]:
@@ -75,12 +77,13 @@ class VariableStore:
         an error (inside a compiled loop body TensorFlow cannot create variables).
         """
         state = _CallState(mode, tf.get_current_name_scope(), allow_creation)
-        previous, self._call = self._call, state
+        previous = getattr(self._calls, "state", None)
+        self._calls.state = state
         try:
             with tf.variable_creator_scope(self._creator):
                 yield state
         finally:
-            self._call = previous
+            self._calls.state = previous
 
     def set_pending_checkpoint(
         self, reader: tf.train.CheckpointReader | None, source: KeyMap | None = None
@@ -92,7 +95,7 @@ class VariableStore:
         self._source = source or _same_key
 
     def _creator(self, next_creator: Any, **kwargs: Any) -> tf.Variable:
-        state = self._call
+        state = getattr(self._calls, "state", None)
         assert state is not None, "variable creator used outside model_fn_call"
         key = state.key_for(kwargs.get("name") or "Variable")
         local = _is_metric_accumulator(kwargs)
