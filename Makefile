@@ -2,6 +2,7 @@
 # Each bootstraps .venv from pyproject.toml when it is missing or older than pyproject.toml.
 PYTHON ?= python3
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
