@@ -304,3 +304,36 @@ def test_digits_through_tfrecords_train_to_good_accuracy(tmp_path):
         make_input_fn(str(tmp_path / "digits"), "eval", 64, est.ModeKeys.EVAL)
     )
     assert metrics["accuracy"] > 0.93
+
+
+def test_parts_written_independently_make_the_same_data_set(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from estimator_core.data import finalize_dataset, plan_dataset, write_part
+
+    rows = [[i, i * 0.25, i % 3] for i in range(2000)]
+    path = _csv(tmp_path / "rows.csv", rows)
+    one = write_dataset(path, tmp_path / "one", label="label", num_shards=1)
+    plan = plan_dataset(path, tmp_path / "four", label="label", num_shards=4)
+    first_lines = [part["first_line"] for part in plan.parts]
+    assert first_lines[0] == 2 and first_lines == sorted(first_lines) and len(first_lines) == 4
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda i: write_part(plan, i), reversed(range(4))))
+    four = finalize_dataset(plan, results)
+    assert [f["path"] for f in four["splits"]["train"]["files"]] == [
+        f"train-0000{i}-of-00004.tfrecord" for i in range(4)
+    ]
+    for split in ("train", "eval"):
+        assert four["splits"][split]["records"] == one["splits"][split]["records"]
+        ids = sorted(read_split(tmp_path / "four", split)["a"].tolist())
+        assert ids == sorted(read_split(tmp_path / "one", split)["a"].tolist())
+    assert (
+        read_stats(str(tmp_path / "four"))["features"]["b"]
+        == read_stats(str(tmp_path / "one"))["features"]["b"]
+    )
+    assert sorted(os.listdir(tmp_path)) == ["four", "one", "rows.csv"]
+    rows[1500][1] = "oops"
+    with pytest.raises(DataError, match="line 1502.*column 'b'"):
+        write_dataset(
+            _csv(tmp_path / "bad.csv", rows), tmp_path / "bad", label="label", num_shards=4
+        )

@@ -9,17 +9,33 @@ from estimator_core.data.columns import feature_columns_from_schema
 from estimator_core.data.errors import DataError
 from estimator_core.data.reader import make_input_fn, split_files
 from estimator_core.data.schema import FeatureSpec, Schema, read_schema
-from estimator_core.data.writer import read_manifest, read_stats, write_dataset
+from estimator_core.data.writer import (
+    DatasetPlan,
+    PartResult,
+    abandon_dataset,
+    finalize_dataset,
+    plan_dataset,
+    read_manifest,
+    read_stats,
+    write_dataset,
+    write_part,
+)
 
 __all__ = [
     "DataError",
+    "DatasetPlan",
     "FeatureSpec",
+    "PartResult",
     "Schema",
+    "abandon_dataset",
     "feature_columns_from_schema",
+    "finalize_dataset",
     "make_input_fn",
+    "plan_dataset",
     "read_manifest",
     "read_schema",
     "read_stats",
     "split_files",
     "write_dataset",
+    "write_part",
 ]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
+import itertools
 import math
 import os
 from collections.abc import Iterator, Mapping
@@ -38,8 +40,18 @@ class Source:
     def infer_schema(self, label: str | None) -> Schema:
         raise NotImplementedError
 
-    def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+    def rows(self, part: dict[str, Any] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+        """The rows of ``part`` (one of :meth:`parts`), or of the whole source."""
         raise NotImplementedError
+
+    def parts(self, count: int) -> list[dict[str, Any] | None]:
+        """``count`` contiguous pieces that can be read independently (in parallel); fewer where
+        the source cannot be cut (a gzipped CSV is one piece)."""
+        return [None]
+
+    def size_bytes(self) -> int:
+        """Roughly how many bytes of data the source holds (to choose the number of parts)."""
+        return 0
 
     def fingerprint(self) -> str:
         raise NotImplementedError
@@ -143,20 +155,55 @@ class CsvSource(Source):
         features = tuple(FeatureSpec(c, _infer_text_dtype(sample[c])) for c in columns)
         return Schema(features, label)
 
-    def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+    def rows(self, part: dict[str, Any] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+        if part is None:
+            with self._open() as f:
+                reader = csv.reader(f, delimiter=self._delimiter)
+                next(reader, None)
+                yield from self._records(reader, first_line=1)
+            return
+        with open(self.path, "rb") as f:
+            f.seek(part["start"])
+            text = f.read(part["stop"] - part["start"]).decode()
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=self._delimiter)
+        yield from self._records(reader, first_line=part["first_line"])
+
+    def _records(self, reader: Any, first_line: int) -> Iterator[tuple[int, Any]]:
         columns = self.columns()
-        with self._open() as f:
-            reader = csv.reader(f, delimiter=self._delimiter)
-            next(reader, None)
-            for values in reader:
-                line = reader.line_num
-                if not values:
-                    continue
-                if len(values) != len(columns):
-                    # A bad row, not the end of the file: the writer decides (error or skip).
-                    yield line, DataError(f"expected {len(columns)} columns, found {len(values)}")
-                    continue
-                yield line, dict(zip(columns, values))
+        for values in reader:
+            line = first_line + reader.line_num - 1
+            if not values:
+                continue
+            if len(values) != len(columns):
+                # A bad row, not the end of the file: the writer decides (error or skip).
+                yield line, DataError(f"expected {len(columns)} columns, found {len(values)}")
+                continue
+            yield line, dict(zip(columns, values))
+
+    def parts(self, count: int) -> list[dict[str, Any] | None]:
+        """Byte ranges that start at line starts. A quoted field holding a newline must not
+        straddle a cut: for such files (and gzipped ones) use one part."""
+        if count <= 1 or self.path.lower().endswith(".gz"):
+            return [None]
+        self.columns()
+        size = os.path.getsize(self.path)
+        with open(self.path, "rb") as f:
+            f.readline()
+            starts = [f.tell()]
+            for k in range(1, count):
+                f.seek(starts[0] + k * (size - starts[0]) // count)
+                f.readline()
+                starts.append(min(f.tell(), size))
+            starts.append(size)
+            parts, line = [], 2
+            for start, stop in itertools.pairwise(starts):
+                parts.append({"start": start, "stop": stop, "first_line": line})
+                f.seek(start)
+                line += f.read(stop - start).count(b"\n")
+        return parts
+
+    def size_bytes(self) -> int:
+        return os.path.getsize(self.path)
 
     def fingerprint(self) -> str:
         return file_sha256(self.path)
@@ -190,11 +237,18 @@ class ArraySource(Source):
             )
         return Schema(tuple(features), label)
 
-    def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+    def rows(self, part: dict[str, Any] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
         names = list(self._arrays)
         arrays = [self._arrays[n] for n in names]
-        for i in range(len(arrays[0])):
+        start, stop = (0, len(arrays[0])) if part is None else (part["start"], part["stop"])
+        for i in range(start, stop):
             yield i + 1, {n: a[i] for n, a in zip(names, arrays)}
+
+    def parts(self, count: int) -> list[dict[str, Any] | None]:
+        return _even_ranges(len(next(iter(self._arrays.values()))), count)
+
+    def size_bytes(self) -> int:
+        return sum(a.nbytes for a in self._arrays.values())
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
@@ -223,29 +277,46 @@ class ParquetSource(Source):
     BATCH_ROWS = 8192
 
     def __init__(self, path: str) -> None:
+        self.path = path
+        self._open_file()  # a bad file is reported now, not in the middle of a run
+
+    def _open_file(self) -> Any:
         import pyarrow.parquet as pq
 
-        self.path = path
         try:
-            self._file = pq.ParquetFile(path)
+            return pq.ParquetFile(self.path)
         except Exception as err:  # pyarrow raises several types for a bad file
-            raise DataError(f"not a readable Parquet file: {err}", path=path) from err
+            raise DataError(f"not a readable Parquet file: {err}", path=self.path) from err
 
     def columns(self) -> list[str]:
-        return list(self._file.schema_arrow.names)
+        return list(self._open_file().schema_arrow.names)
 
     def infer_schema(self, label: str | None) -> Schema:
-        batch = next(self._file.iter_batches(batch_size=INFER_ROWS), None)
+        batch = next(self._open_file().iter_batches(batch_size=INFER_ROWS), None)
         if batch is None:
             raise DataError("empty Parquet file", path=self.path)
         return DataFrameSource(batch.to_pandas()).infer_schema(label)
 
-    def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        line = 0
-        for batch in self._file.iter_batches(batch_size=self.BATCH_ROWS):
+    def rows(self, part: dict[str, Any] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+        parquet = self._open_file()
+        groups = list(range(parquet.num_row_groups)) if part is None else part["groups"]
+        line = 0 if part is None else part["first_row"]
+        for batch in parquet.iter_batches(batch_size=self.BATCH_ROWS, row_groups=groups):
             for _, row in DataFrameSource(batch.to_pandas()).rows():
                 line += 1
                 yield line, row
+
+    def parts(self, count: int) -> list[dict[str, Any] | None]:
+        metadata = self._open_file().metadata
+        sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+        bounds = np.linspace(0, len(sizes), min(count, len(sizes)) + 1).astype(int)
+        return [
+            {"groups": list(range(a, b)), "first_row": int(sum(sizes[:a]))}
+            for a, b in itertools.pairwise(bounds)
+        ]
+
+    def size_bytes(self) -> int:
+        return os.path.getsize(self.path)
 
     def fingerprint(self) -> str:
         return file_sha256(self.path)
@@ -280,14 +351,20 @@ class ImageFolderSource(Source):
         )
         return Schema(features, label or "label")
 
-    def rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        for i, (path, index) in enumerate(self._files):
+    def rows(self, part: dict[str, Any] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+        start, stop = (0, len(self._files)) if part is None else (part["start"], part["stop"])
+        for i in range(start, stop):
+            path, index = self._files[i]
             with open(path, "rb") as f:
                 data = f.read()
-            yield (
-                i + 1,
-                {"image": data, "filename": os.path.relpath(path, self.path), "label": index},
-            )
+            row = {"image": data, "filename": os.path.relpath(path, self.path), "label": index}
+            yield i + 1, row
+
+    def parts(self, count: int) -> list[dict[str, Any] | None]:
+        return _even_ranges(len(self._files), count)
+
+    def size_bytes(self) -> int:
+        return sum(os.path.getsize(path) for path, _ in self._files)
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
@@ -298,6 +375,12 @@ class ImageFolderSource(Source):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "classes": self.classes}
+
+
+def _even_ranges(total: int, count: int) -> list[dict[str, Any] | None]:
+    """``count`` contiguous ``{"start", "stop"}`` ranges covering ``range(total)``, some maybe empty."""
+    bounds = np.linspace(0, total, count + 1).astype(int)
+    return [{"start": int(a), "stop": int(b)} for a, b in itertools.pairwise(bounds)]
 
 
 def _numpy_dtype(dtype: np.dtype, name: str, path: str | None) -> str:

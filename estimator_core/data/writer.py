@@ -15,6 +15,7 @@ fingerprint equal the existing manifest's writes nothing (a cache hit).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -70,7 +71,7 @@ def write_dataset(
         ``split_key`` value (rows sharing a key stay together). Deterministic; the sizes follow
         the fractions up to sampling noise, and the manifest records the exact counts.
       shard_bytes: start a new shard of a split when it holds this many (uncompressed) bytes.
-      num_shards: instead, exactly this many shards per split (rows dealt round-robin).
+      num_shards: instead, exactly this many shards per split (one per part of the source).
       compression: None or ``"GZIP"`` (shards then end in ``.tfrecord.gz``).
       on_bad_row: ``"error"`` (default): a malformed row (wrong column count, text in a numeric
         column, a missing value where not allowed, a wrong number of values) raises
@@ -81,9 +82,89 @@ def write_dataset(
       schema: the schema to write (a :class:`Schema` or its JSON dict) instead of the inferred one
         (inferred from the first 1,000 rows of a CSV, from dtypes otherwise).
 
+    The source is cut into parts (``num_shards`` of them, or one per ``shard_bytes`` of source)
+    that are converted independently: :func:`plan_dataset`, :func:`write_part` for each part
+    (in parallel, e.g. as mapped Prefect tasks) and :func:`finalize_dataset` do what this
+    function does in one process.
+
     Returns the manifest (a dict, as written to ``manifest.json``), with ``"cache_hit": True``
     added when nothing had to be written.
     """
+    plan = plan_dataset(
+        source,
+        output_dir,
+        label=label,
+        splits=splits,
+        seed=seed,
+        split_key=split_key,
+        shard_bytes=shard_bytes,
+        num_shards=num_shards,
+        compression=compression,
+        on_bad_row=on_bad_row,
+        allow_missing=allow_missing,
+        schema=schema,
+    )
+    if plan.cache_hit:
+        return plan.cached_manifest()
+    try:
+        results = [write_part(plan, index) for index in range(len(plan.parts))]
+        return finalize_dataset(plan, results)
+    except BaseException:
+        abandon_dataset(plan)
+        raise
+
+
+@dataclasses.dataclass
+class DatasetPlan:
+    """What :func:`write_part` and :func:`finalize_dataset` need: small, and picklable."""
+
+    source: Source
+    output_dir: str
+    temp_dir: str | None
+    schema: Schema
+    settings: dict[str, Any]
+    fingerprint: str
+    parts: list[dict[str, Any] | None]
+    existing: dict[str, Any] | None = None
+
+    @property
+    def cache_hit(self) -> bool:
+        """True when ``output_dir`` already holds this data set: nothing is to be written."""
+        return self.existing is not None
+
+    def cached_manifest(self) -> dict[str, Any]:
+        assert self.existing is not None
+        return {**self.existing, "cache_hit": True}
+
+
+@dataclasses.dataclass
+class PartResult:
+    """The shards one part wrote (temporary names), its statistics and its bad rows."""
+
+    index: int
+    shards: dict[str, list[dict[str, Any]]]
+    stats: _Stats
+    bad_count: int
+    bad: list[dict[str, Any]]
+
+
+def plan_dataset(
+    source: Any,
+    output_dir: str | os.PathLike,
+    *,
+    label: str | None = None,
+    splits: Mapping[str, float] | None = None,
+    seed: int = 0,
+    split_key: str | None = None,
+    shard_bytes: int = 128 << 20,
+    num_shards: int | None = None,
+    compression: str | None = None,
+    on_bad_row: str = "error",
+    allow_missing: bool | Sequence[str] = False,
+    schema: Schema | Mapping[str, Any] | None = None,
+) -> DatasetPlan:
+    """Validate the settings, infer the schema, recognise an up-to-date data set (a cache hit),
+    cut the source into parts and create the temporary directory. Arguments: :func:`write_dataset`."""
     src = open_source(source)
     output_dir = os.fspath(output_dir)
     splits = dict(splits or {"train": 0.8, "eval": 0.2})
@@ -112,22 +193,95 @@ def write_dataset(
             output_dir,
             fingerprint[:12],
         )
-        return {**existing, "cache_hit": True}
+        return DatasetPlan(src, output_dir, None, schema, settings, fingerprint, [], existing)
     if os.path.exists(output_dir) and existing is None and os.listdir(output_dir):
         raise DataError(
             "output directory exists and is not a data set written by write_dataset",
             path=output_dir,
         )
-
+    count = num_shards or max(1, math.ceil(src.size_bytes() / shard_bytes))
     temp_dir = f"{output_dir.rstrip('/')}.incomplete-{uuid.uuid4().hex[:8]}"
     os.makedirs(temp_dir)
-    try:
-        manifest = _write(src, temp_dir, schema, settings, fingerprint)
-        _swap_into_place(temp_dir, output_dir)
-    except BaseException:
-        shutil.rmtree(temp_dir, ignore_errors=True)
-        raise
+    return DatasetPlan(src, output_dir, temp_dir, schema, settings, fingerprint, src.parts(count))
+
+
+def write_part(plan: DatasetPlan, index: int) -> PartResult:
+    """Convert part ``index`` of the source into shards in the plan's temporary directory."""
+    assert plan.temp_dir is not None, "nothing to write: the plan is a cache hit"
+    src, schema, settings = plan.source, plan.schema, plan.settings
+    splits = settings["splits"]
+    writers = {name: _SplitWriter(plan.temp_dir, name, index, settings) for name in splits}
+    stats = _Stats(schema, list(splits))
+    bad: list[dict[str, Any]] = []
+    bad_count = 0
+    for line, raw in src.rows(plan.parts[index]):
+        try:
+            if isinstance(raw, DataError):
+                raise raw
+            values = _convert(raw, schema, settings["allow_missing"])
+        except DataError as err:
+            err = DataError(err.reason, path=src.path or src.kind, line=line, column=err.column)
+            if settings["on_bad_row"] == "error":
+                raise err from None
+            bad_count += 1
+            if len(bad) < BAD_ROW_EXAMPLES:
+                bad.append(err.as_dict())
+                logger.warning("write_dataset: skipped bad row: %s", err)
+            continue
+        key = raw[settings["split_key"]] if settings["split_key"] else line
+        split = _split_for(settings["seed"], key, splits)
+        writers[split].write(_example(values, schema))
+        stats.add(values, split)
+    shards = {name: writer.close() for name, writer in writers.items()}
+    return PartResult(index, shards, stats, bad_count, bad)
+
+
+def finalize_dataset(plan: DatasetPlan, results: Sequence[PartResult]) -> dict[str, Any]:
+    """Name the shards, write schema, stats and manifest (last), and move the data set into place."""
+    assert plan.temp_dir is not None, "nothing to finalize: the plan is a cache hit"
+    results = sorted(results, key=lambda r: r.index)
+    stats = _Stats(plan.schema, list(plan.settings["splits"]))
+    for result in results:
+        stats.merge(result.stats)
+    bad_count = sum(r.bad_count for r in results)
+    bad = [example for r in results for example in r.bad][:BAD_ROW_EXAMPLES]
+    if stats.rows == 0:
+        what = "no rows" if bad_count == 0 else f"no good rows ({bad_count} bad)"
+        raise DataError(f"empty source: {what}", path=plan.source.path or plan.source.kind)
+    suffix = ".tfrecord.gz" if plan.settings["compression"] == "GZIP" else ".tfrecord"
+    files = {}
+    for split in plan.settings["splits"]:
+        shards = [shard for r in results for shard in r.shards[split]]
+        files[split] = [
+            _publish_shard(plan.temp_dir, shard, f"{split}-{i:05d}-of-{len(shards):05d}{suffix}")
+            for i, shard in enumerate(shards)
+        ]
+    _write_json(os.path.join(plan.temp_dir, SCHEMA_FILE), plan.schema.to_json())
+    _write_json(os.path.join(plan.temp_dir, STATS_FILE), stats.to_json(bad_count, bad))
+    manifest = {
+        "version": 1,
+        "fingerprint": plan.fingerprint,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "source": plan.source.describe(),
+        "settings": plan.settings,
+        "records": stats.rows,
+        "bad_rows": bad_count,
+        "splits": {
+            name: {"records": sum(f["records"] for f in entries), "files": entries}
+            for name, entries in files.items()
+        },
+    }
+    _write_json(os.path.join(plan.temp_dir, MANIFEST_FILE), manifest)  # last: marks completeness
+    _swap_into_place(plan.temp_dir, plan.output_dir)
+    if bad_count:
+        logger.warning("write_dataset: %d bad row(s) skipped", bad_count)
     return {**manifest, "cache_hit": False}
+
+
+def abandon_dataset(plan: DatasetPlan) -> None:
+    """Remove the plan's temporary directory (after a failure); ``output_dir`` is untouched."""
+    if plan.temp_dir is not None:
+        shutil.rmtree(plan.temp_dir, ignore_errors=True)
 
 
 def read_manifest(data_dir: str) -> dict[str, Any]:
@@ -147,112 +301,48 @@ def read_stats(data_dir: str) -> dict[str, Any]:
         return json.load(f)
 
 
-# -- the pass over the rows -------------------------------------------------------------------
-
-
-def _write(src: Source, directory: str, schema: Schema, settings: dict[str, Any], fingerprint: str):
-    splits = settings["splits"]
-    writers = {name: _SplitWriter(directory, name, settings) for name in splits}
-    stats = _Stats(schema, list(splits))
-    allow = settings["allow_missing"]
-    bad: list[DataError] = []
-    bad_count = 0
-    for ordinal, (line, raw) in enumerate(src.rows()):
-        try:
-            if isinstance(raw, DataError):
-                raise raw
-            values = _convert(raw, schema, allow)
-        except DataError as err:
-            err = DataError(err.reason, path=src.path or src.kind, line=line, column=err.column)
-            if settings["on_bad_row"] == "error":
-                raise err from None
-            bad_count += 1
-            if len(bad) < BAD_ROW_EXAMPLES:
-                bad.append(err)
-                logger.warning("write_dataset: skipped bad row: %s", err)
-            continue
-        key = raw[settings["split_key"]] if settings["split_key"] else ordinal
-        split = _split_for(settings["seed"], key, splits)
-        writers[split].write(_example(values, schema))
-        stats.add(values, split)
-    if stats.rows == 0:
-        what = "no rows" if bad_count == 0 else f"no good rows ({bad_count} bad)"
-        raise DataError(f"empty source: {what}", path=src.path or src.kind)
-    files = {name: writer.finish() for name, writer in writers.items()}
-    stats_json = stats.to_json(bad_count, bad)
-    _write_json(os.path.join(directory, SCHEMA_FILE), schema.to_json())
-    _write_json(os.path.join(directory, STATS_FILE), stats_json)
-    manifest = {
-        "version": 1,
-        "fingerprint": fingerprint,
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "source": src.describe(),
-        "settings": settings,
-        "records": stats.rows,
-        "bad_rows": bad_count,
-        "splits": {
-            name: {"records": sum(f["records"] for f in entries), "files": entries}
-            for name, entries in files.items()
-        },
-    }
-    _write_json(os.path.join(directory, MANIFEST_FILE), manifest)  # last: marks completeness
-    if bad_count:
-        logger.warning("write_dataset: %d bad row(s) skipped", bad_count)
-    return manifest
-
-
 class _SplitWriter:
-    """Shards of one split: rolled over by size, or a fixed count dealt round-robin."""
+    """One part's shards of one split: rolled over at shard_bytes, or exactly one (num_shards)."""
 
-    def __init__(self, directory: str, split: str, settings: dict[str, Any]) -> None:
-        self._directory = directory
-        self._split = split
+    def __init__(self, directory: str, split: str, part: int, settings: dict[str, Any]) -> None:
+        self._prefix = os.path.join(directory, f"{split}-p{part:05d}")
         self._options = settings["compression"]
         self._shard_bytes = settings["shard_bytes"]
-        self._fixed = settings["num_shards"]
+        self._single = settings["num_shards"] is not None
         self._shards: list[dict[str, Any]] = []
         self._writers: list[tf.io.TFRecordWriter] = []
-        self._next = 0
+        if self._single:
+            self._open()  # exactly one shard per part, even an empty one
 
     def _open(self) -> None:
-        index = len(self._shards)
-        path = os.path.join(self._directory, f"{self._split}-{index:05d}.partial")
+        path = f"{self._prefix}-{len(self._shards):05d}.partial"
         self._writers.append(tf.io.TFRecordWriter(path, options=self._options))
         self._shards.append({"temp": path, "records": 0, "bytes": 0})
 
     def write(self, record: bytes) -> None:
-        if self._fixed:
-            while len(self._shards) < self._fixed:
-                self._open()
-            index = self._next % self._fixed
-            self._next += 1
-        else:
-            if not self._shards or self._shards[-1]["bytes"] >= self._shard_bytes:
-                self._open()
-            index = len(self._shards) - 1
-        self._writers[index].write(record)
-        self._shards[index]["records"] += 1
-        self._shards[index]["bytes"] += len(record) + _RECORD_OVERHEAD
+        if not self._shards or (
+            not self._single and self._shards[-1]["bytes"] >= self._shard_bytes
+        ):
+            self._open()
+        self._writers[-1].write(record)
+        self._shards[-1]["records"] += 1
+        self._shards[-1]["bytes"] += len(record) + _RECORD_OVERHEAD
 
-    def finish(self) -> list[dict[str, Any]]:
+    def close(self) -> list[dict[str, Any]]:
         for writer in self._writers:
             writer.close()
-        suffix = ".tfrecord.gz" if self._options == "GZIP" else ".tfrecord"
-        total = len(self._shards)
-        entries = []
-        for index, shard in enumerate(self._shards):
-            name = f"{self._split}-{index:05d}-of-{total:05d}{suffix}"
-            final = os.path.join(self._directory, name)
-            os.replace(shard["temp"], final)
-            entries.append(
-                {
-                    "path": name,
-                    "records": shard["records"],
-                    "bytes": os.path.getsize(final),
-                    "sha256": file_sha256(final),
-                }
-            )
-        return entries
+        return self._shards
+
+
+def _publish_shard(directory: str, shard: dict[str, Any], name: str) -> dict[str, Any]:
+    final = os.path.join(directory, name)
+    os.replace(shard["temp"], final)
+    return {
+        "path": name,
+        "records": shard["records"],
+        "bytes": os.path.getsize(final),
+        "sha256": file_sha256(final),
+    }
 
 
 # -- rows → examples --------------------------------------------------------------------------
@@ -382,7 +472,26 @@ class _Stats:
             for item in values[label]:
                 self._label_by_split[split][item.decode() if isinstance(item, bytes) else item] += 1
 
-    def to_json(self, bad_count: int, bad: list[DataError]) -> dict[str, Any]:
+    def merge(self, other: _Stats) -> None:
+        """Add another part's statistics to these."""
+        self.rows += other.rows
+        self._split_rows.update(other._split_rows)
+        for name, count in other._counts.items():
+            self._counts[name] += count
+        for name, moments in other._numeric.items():
+            self._numeric[name].merge(moments)
+        self._truncated |= other._truncated
+        for name, vocab in other._vocab.items():
+            if name in self._truncated:
+                self._vocab[name].clear()
+            else:
+                self._vocab[name].update(vocab)
+                if len(self._vocab[name]) > VOCABULARY_CAP:
+                    self._truncated.add(name)
+        for split, counts in other._label_by_split.items():
+            self._label_by_split[split].update(counts)
+
+    def to_json(self, bad_count: int, bad: list[dict[str, Any]]) -> dict[str, Any]:
         features: dict[str, Any] = {}
         for feature in self._schema.features:
             entry: dict[str, Any] = {"dtype": feature.dtype, "values": self._counts[feature.name]}
@@ -397,7 +506,7 @@ class _Stats:
             "rows": self.rows,
             "rows_per_split": dict(self._split_rows),
             "features": features,
-            "bad_rows": {"count": bad_count, "examples": [e.as_dict() for e in bad]},
+            "bad_rows": {"count": bad_count, "examples": bad},
         }
         if self._schema.label is not None:
             out["label"] = {
@@ -429,6 +538,14 @@ class _Moments:
             self.total_sq += item * item
             self.low = min(self.low, item)
             self.high = max(self.high, item)
+
+    def merge(self, other: _Moments) -> None:
+        self.count += other.count
+        self.missing += other.missing
+        self.total += other.total
+        self.total_sq += other.total_sq
+        self.low = min(self.low, other.low)
+        self.high = max(self.high, other.high)
 
     def to_json(self) -> dict[str, Any]:
         if not self.count:
