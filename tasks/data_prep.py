@@ -1,7 +1,9 @@
-"""The data-prep task: a source → TFRecords via ``estimator_core.data.write_dataset``.
+"""Data-prep tasks: a source → TFRecords via ``estimator_core.data``, one task per part.
 
-Retrying is safe: a data set is renamed into place only when complete, and a re-run on the same
-source content and settings is recognised by its fingerprint and writes nothing.
+``plan_tfrecords`` cuts the source into parts (or recognises an up-to-date data set),
+``write_tfrecord_part`` converts one part (mapped: parts run in parallel on the flow's task
+runner) and ``finalize_tfrecords`` publishes the data set. Retrying is safe: a part writes only
+into the plan's temporary directory, and the data set is renamed into place only when complete.
 """
 
 from __future__ import annotations
@@ -12,7 +14,14 @@ import numpy as np
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from estimator_core.data import write_dataset
+from estimator_core.data import (
+    DatasetPlan,
+    PartResult,
+    abandon_dataset,
+    finalize_dataset,
+    plan_dataset,
+    write_part,
+)
 
 BUILT_IN_SOURCES = ("sklearn:digits",)
 
@@ -31,52 +40,44 @@ def resolve_source(source: str) -> Any:
     return source
 
 
-# The data set's own fingerprint is the cache key (write_dataset checks it), so Prefect's
+# The data set's own fingerprint is the cache key (plan_tfrecords checks it), so Prefect's
 # input-hash cache stays off: it would key on the path, not on the content.
-@task(name="prepare-tfrecords", retries=1, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def prepare_tfrecords(
-    source: str,
-    output_dir: str,
-    label: str | None = None,
-    splits: dict[str, float] | None = None,
-    seed: int = 0,
-    split_key: str | None = None,
-    shard_bytes: int = 128 << 20,
-    num_shards: int | None = None,
-    compression: str | None = None,
-    on_bad_row: str = "error",
-) -> dict[str, Any]:
-    """Write ``source`` as TFRecords to ``output_dir``; returns a small summary of the manifest."""
-    logger = get_run_logger()
-    manifest = write_dataset(
-        resolve_source(source),
-        output_dir,
-        label=label,
-        splits=splits,
-        seed=seed,
-        split_key=split_key,
-        shard_bytes=shard_bytes,
-        num_shards=num_shards,
-        compression=compression,
-        on_bad_row=on_bad_row,
-    )
-    records = {name: split["records"] for name, split in manifest["splits"].items()}
-    if manifest["cache_hit"]:
-        logger.info(
-            "TFRecords in %s are up to date (fingerprint %s)",
-            output_dir,
-            manifest["fingerprint"][:12],
-        )
-    else:
-        logger.info("Wrote %s records to %s: %s", manifest["records"], output_dir, records)
-    if manifest["bad_rows"]:
-        logger.warning(
-            "%d bad row(s) skipped; first ones in %s/stats.json", manifest["bad_rows"], output_dir
-        )
+@task(name="plan-tfrecords", cache_policy=NO_CACHE)
+def plan_tfrecords(source: str, output_dir: str, **settings: Any) -> DatasetPlan:
+    """Validate the settings, infer the schema and cut ``source`` into parts."""
+    plan = plan_dataset(resolve_source(source), output_dir, **settings)
+    if not plan.cache_hit:
+        get_run_logger().info("Converting %s into %d part(s)", source, len(plan.parts))
+    return plan
+
+
+@task(name="write-tfrecord-part", retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def write_tfrecord_part(plan: DatasetPlan, index: int) -> PartResult:
+    """Convert part ``index`` into shards in the plan's temporary directory."""
+    result = write_part(plan, index)
+    if result.bad_count:
+        get_run_logger().warning("part %d: %d bad row(s) skipped", index, result.bad_count)
+    return result
+
+
+@task(name="finalize-tfrecords", cache_policy=NO_CACHE)
+def finalize_tfrecords(plan: DatasetPlan, results: list[PartResult]) -> dict[str, Any]:
+    """Publish the data set; returns a small summary of its manifest."""
+    return summarize(finalize_dataset(plan, results), plan.output_dir)
+
+
+@task(name="abandon-tfrecords", cache_policy=NO_CACHE)
+def abandon_tfrecords(plan: DatasetPlan) -> None:
+    """Remove the temporary directory of a failed conversion."""
+    abandon_dataset(plan)
+
+
+def summarize(manifest: dict[str, Any], data_dir: str) -> dict[str, Any]:
+    """The few facts of a manifest that later tasks and the UI need."""
     return {
-        "data_dir": output_dir,
+        "data_dir": data_dir,
         "fingerprint": manifest["fingerprint"],
-        "records": records,
+        "records": {name: split["records"] for name, split in manifest["splits"].items()},
         "bad_rows": manifest["bad_rows"],
         "cache_hit": manifest["cache_hit"],
     }

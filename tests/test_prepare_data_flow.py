@@ -48,3 +48,41 @@ def test_bad_parameters_are_refused_before_any_work(prefect_api, tmp_path):
     with pytest.raises(ValidationError, match="on_bad_row"):
         DataPrepParams(on_bad_row="ignore")
     assert not (tmp_path / "x").exists()
+
+
+def _csv_rows(path, rows):
+    import csv
+
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["a", "b", "label"])
+        writer.writerows(rows)
+    return str(path)
+
+
+@pytest.mark.parametrize("runner", ["processes", "dask"])
+def test_parts_run_in_parallel_on_processes_and_on_a_dask_cluster(prefect_api, tmp_path, runner):
+    from estimator_core.data import read_manifest
+    from flows.prepare_data import DataPrepParams, prepare_data_on
+
+    path = _csv_rows(tmp_path / "rows.csv", [[i, i * 0.5, i % 2] for i in range(3000)])
+    params = DataPrepParams(
+        source=path, output_dir=str(tmp_path / "out"), label="label", num_shards=3
+    )
+    summary = prepare_data_on(runner, workers=2)(params)
+    assert sum(summary["records"].values()) == 3000
+    manifest = read_manifest(str(tmp_path / "out"))
+    assert [len(split["files"]) for split in manifest["splits"].values()] == [3, 3]
+
+
+def test_a_failing_part_leaves_nothing_behind(prefect_api, tmp_path):
+    from flows.prepare_data import DataPrepParams, prepare_data_on
+
+    rows = [[i, i * 0.5, i % 2] for i in range(1500)] + [[1, "oops", 0]]
+    path = _csv_rows(tmp_path / "rows.csv", rows)
+    params = DataPrepParams(
+        source=path, output_dir=str(tmp_path / "out"), label="label", num_shards=3
+    )
+    with pytest.raises(Exception, match="line 1502"):
+        prepare_data_on("threads", workers=2)(params)
+    assert sorted(os.listdir(tmp_path)) == ["rows.csv"]
