@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format bench clean
+.PHONY: run test test-fast lint format bench bench-data clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,9 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.run_bench
+
+bench-data: $(STAMP)
+	$(PY) -m bench.data_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

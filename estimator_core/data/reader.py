@@ -33,12 +33,16 @@ def make_input_fn(
     seed: int | None = None,
     drop_remainder: bool = False,
     validate: bool = True,
+    parallel_reads: int | None = None,
 ) -> Callable[[], tf.data.Dataset]:
     """An input_fn yielding ``(features, label)`` batches of ``split`` (features only without a label).
 
-    Pipeline: shard files (shuffled in TRAIN) → ``interleave`` of ``TFRecordDataset`` → shuffle
-    (TRAIN) → repeat (TRAIN: ``num_epochs``, None = forever; other modes read once) → batch →
-    vectorised ``parse_example`` → prefetch, parallel and AUTOTUNE'd. ``deterministic`` (or a
+    Pipeline: shard files (shuffled in TRAIN) → records (TRAIN: round-robin over up to 8 shards;
+    other modes: shard after shard) → shuffle (TRAIN) → repeat (TRAIN: ``num_epochs``, None =
+    forever; other modes read once) → batch → vectorised ``parse_example`` (parallel,
+    AUTOTUNE'd) → prefetch. Records are read sequentially, which on a local disk is several times
+    faster than tf.data's parallel interleave for small records; on remote storage (``gs://``)
+    set ``parallel_reads`` to read that many shards concurrently. ``deterministic`` (or a
     ``seed``) makes the order reproducible. With ``validate`` the first record of every shard is
     checked against the schema now, so a mismatch is a :class:`DataError` naming the feature
     and the file instead of a failure deep inside training.
@@ -72,12 +76,22 @@ def make_input_fn(
         dataset = tf.data.Dataset.from_tensor_slices(files)
         if training:
             dataset = dataset.shuffle(len(files), seed=seed)
-        dataset = dataset.interleave(
-            lambda path: tf.data.TFRecordDataset(path, compression_type=compression),
-            cycle_length=min(len(files), 8),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=ordered or not training,
-        )
+
+        def read(path: tf.Tensor) -> tf.data.Dataset:
+            return tf.data.TFRecordDataset(path, compression_type=compression)
+
+        if parallel_reads:
+            dataset = dataset.interleave(
+                read,
+                cycle_length=parallel_reads,
+                num_parallel_calls=parallel_reads,
+                deterministic=ordered or not training,
+            )
+        elif training:
+            # Round-robin over a few shards, so the shuffle buffer mixes files.
+            dataset = dataset.interleave(read, cycle_length=min(len(files), 8), block_length=1)
+        else:
+            dataset = dataset.flat_map(read)
         if training:
             dataset = dataset.shuffle(shuffle_buffer, seed=seed).repeat(num_epochs)
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)

@@ -1,0 +1,202 @@
+"""TFRecord data prep throughput: estimator_core.data against bare TensorFlow loops, in one run.
+
+    python -m bench.data_bench                 # ~1 GB of synthetic rows (a few minutes)
+    python -m bench.data_bench --size-mb 50    # a quick look
+
+Measures, on the same synthetic rows (64 float32 features + an int64 label):
+- write: ``write_dataset`` (one part, one process) against a bare loop that builds each
+  ``tf.train.Example`` and writes it with ``tf.io.TFRecordWriter`` (records/s, MB/s; target:
+  >= 0.9x per core), and 4 parts on a pool of 1 and of 2 processes (scaling with cores);
+- read: ``make_input_fn`` (EVAL mode: every record once) against a bare ``TFRecordDataset`` →
+  batch → ``parse_example`` → prefetch pipeline (target: >= 0.95x);
+- memory: peak RSS of converting a CSV 2x and 10x larger than ``shard_bytes`` in a fresh
+  process (target: flat in the input size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf
+
+from estimator_core.data import make_input_fn, write_dataset
+from estimator_core.mode_keys import ModeKeys
+
+FEATURES = 64
+BATCH = 1024
+
+
+def synthetic(rows: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "x": rng.random((rows, FEATURES), dtype=np.float32),
+        "y": rng.integers(0, 10, rows).astype(np.int64),
+    }
+
+
+def bare_write(arrays: dict[str, np.ndarray], path: str) -> float:
+    start = time.perf_counter()
+    with tf.io.TFRecordWriter(path) as writer:
+        for x, y in zip(arrays["x"], arrays["y"]):
+            example = tf.train.Example(
+                features=tf.train.Features(
+                    feature={
+                        "x": tf.train.Feature(float_list=tf.train.FloatList(value=x.tolist())),
+                        "y": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(y)])),
+                    }
+                )
+            )
+            writer.write(example.SerializeToString())
+    return time.perf_counter() - start
+
+
+def bare_read(files: list[str]) -> tuple[float, int]:
+    spec = {
+        "x": tf.io.FixedLenFeature([FEATURES], tf.float32),
+        "y": tf.io.FixedLenFeature([], tf.int64),
+    }
+    dataset = tf.data.TFRecordDataset(files).batch(BATCH)
+    dataset = dataset.map(
+        lambda r: tf.io.parse_example(r, spec), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return _drain(dataset.prefetch(tf.data.AUTOTUNE))
+
+
+def _drain(dataset: tf.data.Dataset) -> tuple[float, int]:
+    start, count = time.perf_counter(), 0
+    for batch in dataset:
+        features = batch[0] if isinstance(batch, tuple) else batch
+        count += int(features["x"].shape[0])
+    return time.perf_counter() - start, count
+
+
+def peak_rss_of_csv_conversion(rows: int, shard_bytes: int, workdir: str) -> float:
+    """Peak RSS (MB) of a fresh process converting a CSV of ``rows`` rows."""
+    csv_path = os.path.join(workdir, f"rows-{rows}.csv")
+    with open(csv_path, "w") as f:
+        f.write(",".join(f"f{i}" for i in range(FEATURES)) + ",label\n")
+        rng = np.random.default_rng(1)
+        for start in range(0, rows, 10_000):
+            block = rng.random((min(10_000, rows - start), FEATURES))
+            for row in block:
+                f.write(",".join(f"{v:.5f}" for v in row) + ",1\n")
+    script = (
+        "import resource, sys\n"
+        "from estimator_core.data import write_dataset\n"
+        f"write_dataset({csv_path!r}, {os.path.join(workdir, 'csv-out-' + str(rows))!r}, "
+        f"label='label', shard_bytes={shard_bytes})\n"
+        "print([int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0] / 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def parallel_write(arrays: dict[str, np.ndarray], out: str, workers: int) -> float:
+    """Seconds to convert ``arrays`` in 4 parts on ``workers`` processes (what the prepare-data
+    flow's mapped tasks do on a process pool, without Prefect's own start-up)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from estimator_core.data import finalize_dataset, plan_dataset, write_part
+
+    start = time.perf_counter()
+    plan = plan_dataset(arrays, out, label="y", num_shards=4, splits={"train": 1.0})
+    with ProcessPoolExecutor(workers) as pool:
+        results = list(pool.map(write_part, [plan] * len(plan.parts), range(len(plan.parts))))
+    finalize_dataset(plan, results)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=1024, help="serialized data to write")
+    parser.add_argument("--skip-parallel", action="store_true", help="skip the process-pool runs")
+    args = parser.parse_args(argv)
+    rows = args.size_mb * (1 << 20) // 290  # ~290 serialized bytes per row
+    workdir = tempfile.mkdtemp(prefix="bench-data-")
+    results: dict = {"rows": rows}
+    try:
+        arrays = synthetic(rows)
+        bare_s = bare_write(arrays, os.path.join(workdir, "bare.tfrecord"))
+        size_mb = os.path.getsize(os.path.join(workdir, "bare.tfrecord")) / (1 << 20)
+        start = time.perf_counter()
+        write_dataset(
+            arrays, os.path.join(workdir, "ours"), label="y", splits={"train": 1.0}, num_shards=1
+        )
+        ours_s = time.perf_counter() - start
+        results["write"] = {
+            "mb": size_mb,
+            "bare_records_per_s": rows / bare_s,
+            "ours_records_per_s": rows / ours_s,
+            "bare_mb_per_s": size_mb / bare_s,
+            "ours_mb_per_s": size_mb / ours_s,
+            "ratio": bare_s / ours_s,
+        }
+        files = sorted(
+            os.path.join(workdir, "ours", f)
+            for f in os.listdir(os.path.join(workdir, "ours"))
+            if f.endswith(".tfrecord")
+        )
+        bare_read_s, n = bare_read(files)
+        ours_read_s, m = _drain(
+            make_input_fn(os.path.join(workdir, "ours"), "train", BATCH, ModeKeys.EVAL)()
+        )
+        assert n == m == rows
+        results["read"] = {
+            "bare_records_per_s": rows / bare_read_s,
+            "ours_records_per_s": rows / ours_read_s,
+            "ratio": bare_read_s / ours_read_s,
+        }
+        if not args.skip_parallel:
+            one = parallel_write(arrays, os.path.join(workdir, "p1"), 1)
+            two = parallel_write(arrays, os.path.join(workdir, "p2"), 2)
+            results["parts_on_processes"] = {
+                "one_worker_s": one,
+                "two_workers_s": two,
+                "speedup": one / two,
+            }
+        shard = 4 << 20
+        small, large = (shard * k // 700 for k in (2, 10))  # ~700 CSV bytes per row
+        results["csv_peak_rss_mb"] = {
+            "shard_bytes": shard,
+            "2x_shard": peak_rss_of_csv_conversion(small, shard, workdir),
+            "10x_shard": peak_rss_of_csv_conversion(large, shard, workdir),
+        }
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    results["peak_rss_mb_this_process"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    w, r = results["write"], results["read"]
+    print(
+        f"write {w['mb']:.0f} MB: ours {w['ours_records_per_s']:,.0f} rec/s ({w['ours_mb_per_s']:.1f} MB/s), "
+        f"bare {w['bare_records_per_s']:,.0f} rec/s -> {w['ratio']:.2f}x (target >= 0.9x)"
+    )
+    print(
+        f"read: ours {r['ours_records_per_s']:,.0f} rec/s, bare {r['bare_records_per_s']:,.0f} rec/s "
+        f"-> {r['ratio']:.2f}x (target >= 0.95x)"
+    )
+    if "parts_on_processes" in results:
+        p = results["parts_on_processes"]
+        print(
+            f"prepare-data flow, 4 parts: 1 process {p['one_worker_s']:.1f} s, 2 processes "
+            f"{p['two_workers_s']:.1f} s -> {p['speedup']:.2f}x"
+        )
+    m = results["csv_peak_rss_mb"]
+    print(
+        f"CSV conversion peak RSS: 2x shard {m['2x_shard']:.0f} MB, 10x shard {m['10x_shard']:.0f} MB"
+    )
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
