@@ -59,16 +59,15 @@ class FunctionBackend(ModelFnBackend):
         self._prepared: set[str] = set()
         self._building = False
         self._run_eagerly = run_eagerly
+        xla = jit_compile and not run_eagerly
         self._loop_steps = {
-            ModeKeys.TRAIN: self._train_step,
+            # model_fn's own summaries cannot be written from inside an XLA cluster
+            ModeKeys.TRAIN: functools.partial(self._train_step_recording, user_summaries=not xla),
             ModeKeys.EVAL: self._eval_step,
             ModeKeys.PREDICT: self._predict_step,
         }
-        if jit_compile and not run_eagerly:
+        if xla:
             self._loop_steps = {mode: _xla(step) for mode, step in self._loop_steps.items()}
-            self._loop_steps[ModeKeys.TRAIN] = _xla(
-                functools.partial(self._train_step_recording, user_summaries=False)
-            )
         train_step = self._loop_steps[ModeKeys.TRAIN]
         self._loop_steps[ModeKeys.TRAIN] = lambda element, first_call: self._record_loss(
             train_step(element, first_call)
