@@ -91,7 +91,7 @@ def make_input_fn(
             # Round-robin over a few shards, so the shuffle buffer mixes files.
             dataset = dataset.interleave(read, cycle_length=min(len(files), 8), block_length=1)
         else:
-            dataset = dataset.flat_map(read)
+            dataset = tf.data.TFRecordDataset(files, compression_type=compression)
         if training:
             dataset = dataset.shuffle(shuffle_buffer, seed=seed).repeat(num_epochs)
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
