@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     if "parts_on_processes" in results:
         p = results["parts_on_processes"]
         print(
-            f"prepare-data flow, 4 parts: 1 process {p['one_worker_s']:.1f} s, 2 processes "
+            f"4 parts on a process pool: 1 process {p['one_worker_s']:.1f} s, 2 processes "
             f"{p['two_workers_s']:.1f} s -> {p['speedup']:.2f}x"
         )
     m = results["csv_peak_rss_mb"]
