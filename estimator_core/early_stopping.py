@@ -18,7 +18,7 @@ from estimator_core.hooks import (
     SessionRunContext,
     SessionRunHook,
     SessionRunValues,
-    _Timer,
+    _PeriodicHook,
 )
 
 
@@ -27,7 +27,7 @@ def read_eval_metrics(eval_dir: str) -> dict[int, dict[str, Any]]:
     return {entry["global_step"]: entry for entry in read_eval_history(eval_dir)}
 
 
-class _StopOnPredicateHook(SessionRunHook):
+class _StopOnPredicateHook(_PeriodicHook):
     def __init__(
         self,
         should_stop_fn: Callable[[], bool],
@@ -38,24 +38,15 @@ class _StopOnPredicateHook(SessionRunHook):
             raise TypeError("should_stop_fn must be callable")
         if run_every_steps is not None:
             run_every_secs = None
+        super().__init__(run_every_steps, run_every_secs)
         self._should_stop = should_stop_fn
-        self._timer = _Timer(run_every_steps, run_every_secs)
-
-    def start_at(self, global_step: int) -> None:
-        self._timer.start(global_step)
 
     def before_run(self, run_context: SessionRunContext) -> SessionRunArgs:
         return SessionRunArgs("global_step")
 
     def after_run(self, run_context: SessionRunContext, run_values: SessionRunValues) -> None:
-        step = int(run_values.results)
-        if self._timer.should_trigger(step):
-            self._timer.mark(step)
-            if self._should_stop():
-                run_context.request_stop()
-
-    def next_trigger_step(self, global_step: int) -> int | None:
-        return self._timer.next_step(global_step)
+        if self._due(int(run_values.results)) is not None and self._should_stop():
+            run_context.request_stop()
 
 
 def make_early_stopping_hook(
@@ -102,14 +93,14 @@ def _no_improvement_hook(
 
 
 def stop_if_higher_hook(
-    estimator,
-    metric_name,
-    threshold,
-    eval_dir=None,
-    min_steps=0,
-    run_every_secs=60,
-    run_every_steps=None,
-):
+    estimator: Any,
+    metric_name: str,
+    threshold: float,
+    eval_dir: str | None = None,
+    min_steps: int = 0,
+    run_every_secs: float | None = 60,
+    run_every_steps: int | None = None,
+) -> SessionRunHook:
     """Stop once an evaluation at step >= ``min_steps`` has ``metric_name`` > ``threshold``."""
     return _threshold_hook(
         operator.gt,
@@ -124,14 +115,14 @@ def stop_if_higher_hook(
 
 
 def stop_if_lower_hook(
-    estimator,
-    metric_name,
-    threshold,
-    eval_dir=None,
-    min_steps=0,
-    run_every_secs=60,
-    run_every_steps=None,
-):
+    estimator: Any,
+    metric_name: str,
+    threshold: float,
+    eval_dir: str | None = None,
+    min_steps: int = 0,
+    run_every_secs: float | None = 60,
+    run_every_steps: int | None = None,
+) -> SessionRunHook:
     """Stop once an evaluation at step >= ``min_steps`` has ``metric_name`` < ``threshold``."""
     return _threshold_hook(
         operator.lt,
@@ -146,14 +137,14 @@ def stop_if_lower_hook(
 
 
 def stop_if_no_increase_hook(
-    estimator,
-    metric_name,
-    max_steps_without_increase,
-    eval_dir=None,
-    min_steps=0,
-    run_every_secs=60,
-    run_every_steps=None,
-):
+    estimator: Any,
+    metric_name: str,
+    max_steps_without_increase: int,
+    eval_dir: str | None = None,
+    min_steps: int = 0,
+    run_every_secs: float | None = 60,
+    run_every_steps: int | None = None,
+) -> SessionRunHook:
     """Stop when ``metric_name`` has not increased for ``max_steps_without_increase`` steps."""
     return _no_improvement_hook(
         operator.gt,
@@ -168,14 +159,14 @@ def stop_if_no_increase_hook(
 
 
 def stop_if_no_decrease_hook(
-    estimator,
-    metric_name,
-    max_steps_without_decrease,
-    eval_dir=None,
-    min_steps=0,
-    run_every_secs=60,
-    run_every_steps=None,
-):
+    estimator: Any,
+    metric_name: str,
+    max_steps_without_decrease: int,
+    eval_dir: str | None = None,
+    min_steps: int = 0,
+    run_every_secs: float | None = 60,
+    run_every_steps: int | None = None,
+) -> SessionRunHook:
     """Stop when ``metric_name`` has not decreased for ``max_steps_without_decrease`` steps."""
     return _no_improvement_hook(
         operator.lt,

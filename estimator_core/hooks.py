@@ -163,6 +163,26 @@ class _Timer:
         return elapsed, steps
 
 
+class _PeriodicHook(SessionRunHook):
+    """A hook that acts at multiples of ``every_steps`` global steps or every ``every_secs``
+    seconds: the compiled loop ends at its steps, and ``_due(step)`` says whether to act now."""
+
+    def __init__(self, every_steps: int | None, every_secs: float | None) -> None:
+        self._timer = _Timer(every_steps, every_secs)
+
+    def start_at(self, global_step: int) -> None:
+        self._timer.start(global_step)
+
+    def next_trigger_step(self, global_step: int) -> int | None:
+        return self._timer.next_step(global_step)
+
+    def _due(self, step: int) -> tuple[float | None, int | None] | None:
+        """``(seconds, steps)`` since the previous trigger when one is due at ``step``, else None."""
+        if not self._timer.should_trigger(step):
+            return None
+        return self._timer.mark(step)
+
+
 class LoggingTensorHook(SessionRunHook):
     """Logs fetched values every N steps or seconds (or only at the end with ``at_end``).
 
@@ -279,7 +299,7 @@ class NanTensorHook(SessionRunHook):
         return None
 
 
-class StepCounterHook(SessionRunHook):
+class StepCounterHook(_PeriodicHook):
     """Logs and records ``global_step/sec`` every N steps or seconds.
 
     Records to ``output_dir`` (a TensorBoard log dir) when given, or to ``summary_writer``.
@@ -294,7 +314,7 @@ class StepCounterHook(SessionRunHook):
     ) -> None:
         if every_n_secs is not None:
             every_n_steps = None
-        self._timer = _Timer(every_n_steps, every_n_secs)
+        super().__init__(every_n_steps, every_n_secs)
         self._output_dir = output_dir
         self._writer = summary_writer
         self.rates: list[tuple[int, float]] = []
@@ -303,17 +323,12 @@ class StepCounterHook(SessionRunHook):
         if self._writer is None and self._output_dir is not None:
             self._writer = tf.summary.create_file_writer(self._output_dir)
 
-    def start_at(self, global_step: int) -> None:
-        self._timer.start(global_step)
-
     def before_run(self, run_context: SessionRunContext) -> SessionRunArgs:
         return SessionRunArgs("global_step")
 
     def after_run(self, run_context: SessionRunContext, run_values: SessionRunValues) -> None:
         step = int(run_values.results)
-        if not self._timer.should_trigger(step):
-            return
-        elapsed, steps = self._timer.mark(step)
+        elapsed, steps = self._due(step) or (None, None)
         if not elapsed or not steps:
             return
         rate = steps / elapsed
@@ -322,9 +337,6 @@ class StepCounterHook(SessionRunHook):
         if self._writer is not None:
             with self._writer.as_default():
                 tf.summary.scalar("global_step/sec", rate, step=step)
-
-    def next_trigger_step(self, global_step: int) -> int | None:
-        return self._timer.next_step(global_step)
 
 
 def _format(value: Any) -> str:
@@ -337,7 +349,7 @@ def _format(value: Any) -> str:
 # -- tf.estimator's other hooks, in their TF2 form --------------------------------------------
 
 
-class SummarySaverHook(SessionRunHook):
+class SummarySaverHook(_PeriodicHook):
     """Writes fetched values as TensorBoard summaries every N steps or seconds.
 
     TF2 semantics: ``summary_op`` names what to write, as hook fetches do (see the module
@@ -380,7 +392,7 @@ class SummarySaverHook(SessionRunHook):
             )
         if output_dir is None and summary_writer is None:
             raise ValueError("SummarySaverHook: give output_dir or summary_writer")
-        self._timer = _Timer(save_steps, save_secs)
+        super().__init__(save_steps, save_secs)
         self._fetches = _tagged_fetches(summary_op, "SummarySaverHook")
         self._output_dir = output_dir
         self._writer = summary_writer
@@ -389,17 +401,13 @@ class SummarySaverHook(SessionRunHook):
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(os.fspath(self._output_dir))
 
-    def start_at(self, global_step: int) -> None:
-        self._timer.start(global_step)
-
     def before_run(self, run_context: SessionRunContext) -> SessionRunArgs:
         return SessionRunArgs({"step": "global_step", "values": self._fetches})
 
     def after_run(self, run_context: SessionRunContext, run_values: SessionRunValues) -> None:
         step = int(run_values.results["step"])
-        if not self._timer.should_trigger(step):
+        if self._due(step) is None:
             return
-        self._timer.mark(step)
         assert self._writer is not None
         with self._writer.as_default(step=step):
             for tag, value in run_values.results["values"].items():
@@ -408,9 +416,6 @@ class SummarySaverHook(SessionRunHook):
     def end(self, session: Any) -> None:
         if self._writer is not None:
             self._writer.flush()
-
-    def next_trigger_step(self, global_step: int) -> int | None:
-        return self._timer.next_step(global_step)
 
 
 class ProfilerHook(SessionRunHook):
@@ -648,7 +653,7 @@ class GlobalStepWaiterHook(SessionRunHook):
         return None
 
 
-class InMemoryEvaluatorHook(SessionRunHook):
+class InMemoryEvaluatorHook(_PeriodicHook):
     """Evaluates ``estimator`` on ``input_fn`` during its own train(), on the weights in memory.
 
     TF1 built a separate evaluation graph and copied the training variables into it. TF2 reads
@@ -695,13 +700,13 @@ class InMemoryEvaluatorHook(SessionRunHook):
         self._steps = steps
         self._hooks = list(hooks or ())
         self._name = name
-        self._timer = _Timer(every_n_iter)
+        super().__init__(every_n_iter, None)
         self._last_evaluated: int | None = None
         self._step: int | None = None  # the global step after the last loop
         self.results: list[dict[str, Any]] = []
 
     def start_at(self, global_step: int) -> None:
-        self._timer.start(global_step)
+        super().start_at(global_step)
         self._step = None
 
     def before_run(self, run_context: SessionRunContext) -> SessionRunArgs:
@@ -709,16 +714,12 @@ class InMemoryEvaluatorHook(SessionRunHook):
 
     def after_run(self, run_context: SessionRunContext, run_values: SessionRunValues) -> None:
         self._step = step = int(run_values.results)
-        if self._timer.should_trigger(step):
-            self._timer.mark(step)
+        if self._due(step) is not None:
             self._evaluate(step)
 
     def end(self, session: Any) -> None:
         if self._step is not None and self._step != self._last_evaluated:
             self._evaluate(self._step)
-
-    def next_trigger_step(self, global_step: int) -> int | None:
-        return self._timer.next_step(global_step)
 
     def _evaluate(self, step: int) -> None:
         own_step = self._estimator.get_global_step_value()
