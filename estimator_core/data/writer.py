@@ -353,11 +353,21 @@ def _publish_shard(directory: str, shard: dict[str, Any], name: str) -> dict[str
 def _convert(
     raw: Mapping[str, Any], schema: Schema, allow_missing: bool | list[str]
 ) -> dict[str, list]:
+    checked = getattr(raw, "checked", {})
     values = {}
     for feature in schema.features:
         if feature.name not in raw:
             raise DataError("column missing from the row", column=feature.name)
-        values[feature.name] = _feature_values(raw[feature.name], feature, schema, allow_missing)
+        value = raw[feature.name]
+        kind = checked.get(feature.name)
+        if (
+            kind is not None
+            and (feature.dtype == "float32" or (feature.dtype == "int64" and kind == "i"))
+            and (feature.kind == "var" or len(value) == feature.size)
+        ):
+            values[feature.name] = value
+        else:
+            values[feature.name] = _feature_values(value, feature, schema, allow_missing)
     return values
 
 
@@ -474,28 +484,37 @@ class _Stats:
         self._counts: dict[str, int] = {f.name: 0 for f in schema.features}
         self._label_by_split: dict[str, Counter] = {s: Counter() for s in splits}
         self._split_rows: Counter = Counter()
+        label = schema.label
+        # Class labels get a distribution; a float label (regression) only its moments.
+        self._counted_label = (
+            label if label is not None and schema.feature(label).dtype != "float32" else None
+        )
 
     def add(self, values: dict[str, list], split: str) -> None:
         self.rows += 1
         self._split_rows[split] += 1
-        for name, items in values.items():
-            self._counts[name] += len(items)
-            if name in self._numeric:
-                self._numeric[name].add(items)
-            elif name not in self._truncated:
-                vocab = self._vocab[name]
-                for item in items:
-                    if len(item) > 256:  # binary payloads (images) are not vocabularies
-                        self._truncated.add(name)
-                        vocab.clear()
-                        break
-                    vocab[item.decode(errors="replace")] += 1
-                if len(vocab) > VOCABULARY_CAP:
+        counts = self._counts
+        for name, moments in self._numeric.items():
+            items = values[name]
+            counts[name] += len(items)
+            moments.add(items)
+        for name, vocab in self._vocab.items():
+            items = values[name]
+            counts[name] += len(items)
+            if name in self._truncated:
+                continue
+            for item in items:
+                if len(item) > 256:  # binary payloads (images) are not vocabularies
                     self._truncated.add(name)
-        label = self._schema.label
-        if label is not None and self._schema.feature(label).dtype != "float32":
-            for item in values[label]:
-                self._label_by_split[split][item.decode() if isinstance(item, bytes) else item] += 1
+                    vocab.clear()
+                    break
+                vocab[item.decode(errors="replace")] += 1
+            if len(vocab) > VOCABULARY_CAP:
+                self._truncated.add(name)
+        if self._counted_label is not None:
+            label_counts = self._label_by_split[split]
+            for item in values[self._counted_label]:
+                label_counts[item.decode() if isinstance(item, bytes) else item] += 1
 
     def flush(self) -> None:
         for moments in self._numeric.values():
