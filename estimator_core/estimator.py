@@ -324,11 +324,19 @@ class Estimator:
         hooks_set.start(self._global_step())
         batches_per_call = 1 if hooks_set.hooks else self._config.iterations_per_loop
         while True:
+            context = hooks_lib.SessionRunContext()
+            hooks = hooks_set.hooks
+            requests = [hook.before_run(context) for hook in hooks]
             batches = self._backend.predict(iterator, batches_per_call)
+            if batches:
+                last = batches[-1]
+                values = dict(last) if isinstance(last, dict) else {"predictions": last}
+                values["global_step"] = np.int64(self._global_step())
+                spec = self._backend.traced_spec(ModeKeys.PREDICT)
+                _deliver_fetches(hooks, requests, context, values, spec)
             hooks_set.join_spec_hooks(self._global_step())
             for batch in batches:
                 predictions = _select_keys(batch, keys)
-                _hooks_around_batch(hooks_set.hooks, predictions, self._global_step())
                 if yield_single_examples:
                     yield from _single_examples(predictions)
                 else:
@@ -516,10 +524,7 @@ class Estimator:
             return None, "input"
         values = dict(result.values)
         values["global_step"] = np.int64(self._global_step())
-        spec = self._backend.traced_spec(mode)
-        for hook, request in zip(hooks, requests, strict=True):
-            fetched = None if request is None else _resolve(request.fetches, values, spec)
-            hook.after_run(context, hooks_lib.SessionRunValues(fetched))
+        _deliver_fetches(hooks, requests, context, values, self._backend.traced_spec(mode))
         hooks_set.join_spec_hooks(self._global_step())
         if context.stop_requested:
             return result, "hook"
@@ -652,15 +657,16 @@ def _single_examples(predictions: Any) -> Iterator[Any]:
         yield {k: v[i] for k, v in predictions.items()}
 
 
-def _hooks_around_batch(hooks: list[Any], predictions: Any, global_step: int) -> None:
-    if not hooks:
-        return
-    values = dict(predictions) if isinstance(predictions, dict) else {"predictions": predictions}
-    values["global_step"] = np.int64(global_step)
-    context = hooks_lib.SessionRunContext()
-    for hook in hooks:
-        request = hook.before_run(context)
-        fetched = None if request is None else _resolve(request.fetches, values, None)
+def _deliver_fetches(
+    hooks: list[Any],
+    requests: list[Any],
+    context: hooks_lib.SessionRunContext,
+    values: dict[str, Any],
+    spec: EstimatorSpec | None,
+) -> None:
+    """Each hook's after_run with the values its before_run asked for (``requests``)."""
+    for hook, request in zip(hooks, requests, strict=True):
+        fetched = None if request is None else _resolve(request.fetches, values, spec)
         hook.after_run(context, hooks_lib.SessionRunValues(fetched))
 
 

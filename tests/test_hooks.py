@@ -148,3 +148,27 @@ def test_step_counter_hook_records_rate(tmp_path, train_input):
     estimator(tmp_path).train(train_input, steps=30, hooks=[hook])
     assert [step for step, _ in hook.rates] == [10, 20, 30]
     assert all(rate > 0 for _, rate in hook.rates)
+
+
+def test_prediction_hooks_run_around_each_batch(tmp_path, train_input, digits_arrays):
+    from tests.helpers import array_input_fn
+
+    _, _, x, _ = digits_arrays
+
+    class BatchHook(est.SessionRunHook):
+        def __init__(self):
+            self.events = []
+
+        def before_run(self, run_context):
+            self.events.append("before")
+            return est.SessionRunArgs("classes")
+
+        def after_run(self, run_context, run_values):
+            self.events.append(len(run_values.results))
+
+    trained = estimator(tmp_path)
+    trained.train(train_input, steps=5)
+    hook = BatchHook()
+    predicted = list(trained.predict(array_input_fn(x, batch_size=100), hooks=[hook]))
+    assert len(predicted) == len(x)
+    assert hook.events == ["before", 100, "before", 100, "before", 100, "before", 60, "before"]
