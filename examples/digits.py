@@ -45,10 +45,14 @@ def input_fn_from_arrays(x: np.ndarray, y: np.ndarray | None, batch_size: int, t
 
 
 def model_fn(features: dict[str, tf.Tensor], labels: tf.Tensor, mode: str, params: dict[str, Any]):
-    """MLP classifier: sparse softmax cross-entropy, Adam, accuracy; classes and probabilities."""
+    """MLP classifier: sparse softmax cross-entropy, Adam, accuracy; classes and probabilities.
+
+    params: ``hidden_units`` (64), ``learning_rate`` (0.01), ``feature``: the name of the
+    64-pixel input feature ("x"; the prepared TFRecords call it "pixels").
+    """
     hidden = keras.layers.Dense(params.get("hidden_units", 64), activation="relu", name="hidden")
     output = keras.layers.Dense(NUM_CLASSES, name="logits")
-    logits = output(hidden(features["x"]))
+    logits = output(hidden(features[params.get("feature", "x")]))
     classes = tf.argmax(logits, axis=1, output_type=tf.int32)
     predictions = {"classes": classes, "probabilities": tf.nn.softmax(logits)}
     if mode == est.ModeKeys.PREDICT:

@@ -26,4 +26,23 @@ def eval_input(digits_arrays):
     return array_input_fn(x, y, batch_size=64)
 
 
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory):
+    """A real Prefect API (the test harness: a temporary database) with PREFECT_HOME, and so
+    result storage, in a temp dir; one per session, as it takes ~10 s to start."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    home = tmp_path_factory.mktemp("prefect_home")
+    previous = {k: os.environ.get(k) for k in ("PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED")}
+    os.environ["PREFECT_HOME"] = str(home)
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    with prefect_test_harness():
+        yield
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 np.set_printoptions(precision=4)

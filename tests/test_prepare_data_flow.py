@@ -3,25 +3,9 @@
 import os
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 from pydantic import ValidationError
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def prefect_api(tmp_path_factory):
-    home = tmp_path_factory.mktemp("prefect_home")
-    previous = {k: os.environ.get(k) for k in ("PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED")}
-    os.environ["PREFECT_HOME"] = str(home)
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    with prefect_test_harness():
-        yield
-    for key, value in previous.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 def test_prepare_data_writes_then_recognises_the_data_set(prefect_api, tmp_path):

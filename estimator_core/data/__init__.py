@@ -7,7 +7,7 @@
 
 from estimator_core.data.columns import feature_columns_from_schema
 from estimator_core.data.errors import DataError
-from estimator_core.data.reader import make_input_fn, split_files
+from estimator_core.data.reader import make_input_fn, make_serving_input_receiver_fn, split_files
 from estimator_core.data.schema import FeatureSpec, Schema, read_schema
 from estimator_core.data.writer import (
     DatasetPlan,
@@ -31,6 +31,7 @@ __all__ = [
     "feature_columns_from_schema",
     "finalize_dataset",
     "make_input_fn",
+    "make_serving_input_receiver_fn",
     "plan_dataset",
     "read_manifest",
     "read_schema",

@@ -8,8 +8,13 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from estimator_core.data.errors import DataError
-from estimator_core.data.schema import Schema, read_schema
+from estimator_core.data.schema import DTYPES, Schema, read_schema
 from estimator_core.data.writer import read_manifest
+from estimator_core.export.serving import (
+    ServingInputReceiver,
+    build_parsing_serving_input_receiver_fn,
+    build_raw_serving_input_receiver_fn,
+)
 from estimator_core.mode_keys import ModeKeys
 
 
@@ -130,3 +135,28 @@ def _check_first_record(path: str, schema: Schema, compression: str) -> None:
                 path=path,
                 column=feature.name,
             )
+
+
+def make_serving_input_receiver_fn(
+    data_dir: str | os.PathLike, raw: bool = True
+) -> Callable[[], ServingInputReceiver]:
+    """A serving receiver fn for models trained on the data set in ``data_dir``.
+
+    ``raw``: the signature takes one tensor per feature (the label left out), shaped
+    ``[batch, *shape]`` with the schema's dtype; every feature must have fixed length. Else it
+    takes serialized ``tf.Example`` protos (input ``examples``) parsed with the schema.
+    """
+    schema = read_schema(os.fspath(data_dir))
+    features = [f for f in schema.features if f.name != schema.label]
+    if not raw:
+        return build_parsing_serving_input_receiver_fn({f.name: f.parse_spec() for f in features})
+    variable = [f.name for f in features if f.kind != "fixed"]
+    if variable:
+        raise DataError(
+            f"raw serving inputs need fixed-length features; {variable} vary in length "
+            "(use raw=False to serve tf.Example protos)",
+            path=os.fspath(data_dir),
+        )
+    return build_raw_serving_input_receiver_fn(
+        {f.name: tf.TensorSpec([None, *f.shape], DTYPES[f.dtype]) for f in features}
+    )

@@ -1,0 +1,194 @@
+"""Typed flow parameters: what a pipeline run trains, on what, and where it records it.
+
+Prefect validates a flow run's parameters against these models before the flow starts, so a
+bad value fails the run up front with a message naming the field (e.g.
+``training.eval_sets.1.steps: Input should be greater than 0``). Defaults reproduce the demo:
+the seed's digits classifier on scikit-learn's digits, two named evaluations, a registered model.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from flows.prepare_data import DataPrepParams
+
+
+class _Strict(BaseModel):
+    # An unknown key is a typo: refuse it instead of silently running with the default.
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+def absolute_location(path: str) -> str:
+    """``path`` as an absolute local path, or unchanged when it is a URI (``gs://…``)."""
+    return path if "://" in path else os.path.abspath(os.path.expanduser(path))
+
+
+class ModelSettings(_Strict):
+    """The user's model: ``model_fn`` as an import path ``package.module:function`` + params.
+
+    The import path is code execution: the module is imported in the flow's process.
+    """
+
+    model_fn: str = Field("examples.digits:model_fn", description="package.module:function")
+    params: dict[str, Any] = Field(
+        default_factory=lambda: {"hidden_units": 64, "learning_rate": 0.01, "feature": "pixels"}
+    )
+
+    @field_validator("model_fn")
+    @classmethod
+    def _importable(cls, path: str) -> str:
+        load_model_fn(path)
+        return path
+
+
+def load_model_fn(path: str) -> Any:
+    """The callable named by ``package.module:function``; ValueError naming what is wrong."""
+    module_name, _, attribute = path.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"model_fn {path!r} must look like 'package.module:function'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"model_fn {path!r}: cannot import {module_name!r}: {err}") from err
+    model_fn = getattr(module, attribute, None)
+    if not callable(model_fn):
+        raise ValueError(f"model_fn {path!r}: {module_name} has no callable {attribute!r}")
+    return model_fn
+
+
+class RunSettings(_Strict):
+    """The ``RunConfig`` of training (see ``estimator_core.RunConfig`` for each field)."""
+
+    tf_random_seed: int | None = 42
+    save_summary_steps: int | None = Field(100, gt=0)
+    keep_checkpoint_max: int = Field(5, ge=0)
+    log_step_count_steps: int = Field(100, gt=0)
+    iterations_per_loop: int = Field(100, gt=0)
+    jit_compile: bool = False
+    mixed_precision: Literal["mixed_float16", "mixed_bfloat16"] | None = None
+
+
+class EvalSet(_Strict):
+    """One named evaluation: ``steps`` batches (None: the whole split) of ``split``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    split: str
+    steps: int | None = Field(None, gt=0)
+    batch_size: int = Field(256, gt=0)
+
+
+class EarlyStopping(_Strict):
+    """Stop when ``metric`` of eval ``eval_name`` has not improved for ``patience`` rounds."""
+
+    eval_name: str
+    metric: str = "loss"
+    mode: Literal["min", "max"] = "min"
+    patience: int = Field(3, gt=0)
+    min_delta: float = Field(0.0, ge=0)
+
+
+class TrainingParams(_Strict):
+    """What the train-and-evaluate flow does: rounds of ``round_steps`` until ``max_steps``."""
+
+    data_dir: str = Field("runs/data/digits", description="a data set written by prepare-data")
+    model_dir: str = Field("runs/models/digits", description="checkpoints, summaries, exports")
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    run_config: RunSettings = Field(default_factory=RunSettings)
+    train_split: str = "train"
+    batch_size: int = Field(32, gt=0)
+    shuffle_buffer: int = Field(10_000, gt=0)
+    round_steps: int = Field(200, gt=0)
+    max_steps: int = Field(1000, gt=0)
+    eval_sets: list[EvalSet] = Field(
+        default_factory=lambda: [
+            EvalSet(name="heldout", split="eval"),
+            EvalSet(name="train", split="train", steps=4),
+        ],
+        min_length=1,
+    )
+    early_stopping: EarlyStopping | None = None
+
+    @field_validator("data_dir", "model_dir")
+    @classmethod
+    def _absolute(cls, path: str) -> str:
+        if not path.strip():
+            raise ValueError("must not be empty")
+        return absolute_location(path)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainingParams:
+        names = [e.name for e in self.eval_sets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"eval_sets: names must be distinct, got {names}")
+        if self.early_stopping is not None and self.early_stopping.eval_name not in names:
+            raise ValueError(
+                f"early_stopping.eval_name {self.early_stopping.eval_name!r} is not one of the "
+                f"eval_sets {names}"
+            )
+        return self
+
+
+class ExportParams(_Strict):
+    """Export and registration: the SavedModel, its registry entry and the champion gate.
+
+    The new version gets ``candidate_alias``; it also gets ``champion_alias`` when its
+    ``gate_metric`` on eval ``gate_eval`` beats the current champion's (``higher_is_better``
+    says which way), or when there is no champion yet.
+    """
+
+    export_name: str = Field("serving", pattern=r"^[A-Za-z0-9_.-]+$")
+    registered_model_name: str | None = "digits-classifier"
+    candidate_alias: str = Field("candidate", pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    champion_alias: str = Field("champion", pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    gate_eval: str = "heldout"
+    gate_metric: str = "accuracy"
+    higher_is_better: bool = True
+
+
+class TrackingParams(_Strict):
+    """Where MLflow records the run.
+
+    ``tracking_uri`` None: ``$MLFLOW_TRACKING_URI`` when set, else ``sqlite:///mlflow.db`` in
+    the working directory with artifacts in ``./mlartifacts``. ``checkpoints_to_log`` None logs
+    every round's checkpoint as it is written; k logs the latest k at the end of training.
+    """
+
+    tracking_uri: str | None = None
+    experiment: str = "estimator-pipelines"
+    run_name: str | None = None
+    checkpoints_to_log: int | None = Field(None, ge=0)
+
+
+class PipelineParams(_Strict):
+    """The whole pipeline: data prep → train/evaluate rounds → export and registration.
+
+    ``stages``: ``in-process`` runs every stage as a subflow of this run (the embedded default);
+    ``deployments`` starts each stage's deployment (data prep and export on the CPU pool,
+    training on the GPU pool) with ``run_deployment`` and waits for it.
+    """
+
+    data: DataPrepParams = Field(default_factory=DataPrepParams)
+    training: TrainingParams = Field(default_factory=TrainingParams)
+    export: ExportParams = Field(default_factory=ExportParams)
+    tracking: TrackingParams = Field(default_factory=TrackingParams)
+    stages: Literal["in-process", "deployments"] = "in-process"
+
+    @model_validator(mode="after")
+    def _data_flows_into_training(self) -> PipelineParams:
+        prepared = absolute_location(self.data.output_dir)
+        if prepared != self.training.data_dir:
+            raise ValueError(
+                f"training.data_dir ({self.training.data_dir}) must be data.output_dir "
+                f"({prepared}): training reads what data prep wrote"
+            )
+        splits = set(self.data.splits)
+        for needed in [self.training.train_split] + [e.split for e in self.training.eval_sets]:
+            if needed not in splits:
+                raise ValueError(f"split {needed!r} is not one of data.splits {sorted(splits)}")
+        if self.export.gate_eval not in {e.name for e in self.training.eval_sets}:
+            raise ValueError(f"export.gate_eval {self.export.gate_eval!r} is not an eval set name")
+        return self

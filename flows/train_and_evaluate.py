@@ -1,0 +1,179 @@
+"""The train-and-evaluate flow: rounds of training, each followed by every named evaluation.
+
+The loop, in pseudo-code::
+
+    run = the MLflow run of this flow run (or the pipeline's, when given)
+    step = latest checkpoint's step               # a resumed run continues from there
+    while step < max_steps and not stopped:
+        step = train_round(target=next multiple of round_steps, at most max_steps)
+        for eval_set in eval_sets: evaluate(eval_set)
+        log loss, global_step/sec and <eval name>/<metric> at step=global_step (one batch)
+        log the round's checkpoint; update the Prefect progress and eval-results artifacts
+        stopped = the input ended, or early stopping says so
+
+A retried task, or the whole flow run again, trains only the missing steps and never past
+``max_steps``; an evaluation already recorded at a step is not run (or logged) twice.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import tensorflow as tf
+from prefect import flow, get_run_logger
+from prefect.artifacts import (
+    create_link_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.runtime import deployment, flow_run
+
+from estimator_core.eval_history import read_eval_history
+from flows.params import EarlyStopping, TrackingParams, TrainingParams
+from tasks import tracking
+from tasks.training import evaluate, session, train_round
+
+
+def checkpoint_step(model_dir: str) -> int:
+    """The global step of the latest checkpoint in ``model_dir`` (0 when there is none)."""
+    latest = tf.train.latest_checkpoint(model_dir)
+    return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+
+def recorded_evaluations(params: TrainingParams, name: str) -> list[dict[str, Any]]:
+    """The evaluation results recorded for eval set ``name``, oldest first."""
+    return read_eval_history(session(params).estimator.eval_dir(name))
+
+
+def should_stop_early(rule: EarlyStopping, history: list[dict[str, Any]]) -> bool:
+    """True when ``rule.metric`` has not improved by ``min_delta`` over the best before the
+    last ``patience`` evaluations."""
+    values = [entry[rule.metric] for entry in history if rule.metric in entry]
+    if len(values) <= rule.patience:
+        return False
+    before, recent = values[: -rule.patience], values[-rule.patience :]
+    if rule.mode == "min":
+        return min(recent) > min(before) - rule.min_delta
+    return max(recent) < max(before) + rule.min_delta
+
+
+def run_tags() -> dict[str, str]:
+    """MLflow tags naming the Prefect flow run and deployment that produced the run."""
+    tags = {
+        "prefect.flow_run_name": flow_run.name or "",
+        "prefect.deployment": deployment.name or "(none)",
+    }
+    if (flow_run.ui_url or "").startswith("http"):  # the ephemeral API has no UI
+        tags["prefect.flow_run_url"] = flow_run.ui_url
+    return tags
+
+
+def _round_records(trained: dict[str, Any], evals: dict[str, dict[str, float]]):
+    for record in trained["history"]:
+        yield "loss", record["loss"], record["step"]
+        yield "global_step/sec", record["global_step/sec"], record["step"]
+    for name, metrics in evals.items():
+        step = int(metrics["global_step"])
+        for key, value in metrics.items():
+            if key != "global_step":
+                yield f"{name}/{key}", value, step
+
+
+@flow(name="train-and-evaluate")
+def train_and_evaluate(
+    params: TrainingParams | None = None,
+    tracking_params: TrackingParams | None = None,
+    mlflow_run_id: str | None = None,
+) -> dict[str, Any]:
+    """Train ``params.model`` in rounds to ``params.max_steps``, evaluating every eval set after
+    each round, with everything recorded in MLflow (``mlflow_run_id``, or this flow run's own
+    run). Returns ``{"mlflow_run_id", "global_step", "evaluations": {name: metrics}}``."""
+    params = params or TrainingParams()
+    tracking_params = tracking_params or TrackingParams()
+    logger = get_run_logger()
+    run_id = mlflow_run_id or tracking.start_tracking(tracking_params, str(flow_run.id), run_tags())
+    tracking.log_params_task(
+        tracking_params,
+        run_id,
+        params.model_dump(include={"model", "run_config", "train_split", "batch_size"})
+        | {
+            "rounds": params.model_dump(include={"round_steps", "max_steps", "early_stopping"}),
+            "eval_sets": {e.name: e.model_dump(exclude={"name"}) for e in params.eval_sets},
+        },
+    )
+    contexts = {params.train_split: "training"} | {
+        e.split: "evaluation" for e in params.eval_sets if e.split != params.train_split
+    }
+    tracking.log_dataset_task(tracking_params, run_id, params.data_dir, contexts)
+    create_link_artifact(
+        tracking.run_url(tracking_params, run_id),
+        link_text=f"MLflow run {run_id}",
+        key="mlflow-run",
+        description=f"tracking URI {tracking.tracking_uri(tracking_params)}",
+    )
+    progress = create_progress_artifact(0.0, key="training-progress")
+
+    step = checkpoint_step(params.model_dir)
+    evaluations: dict[str, dict[str, float]] = {}
+    if step:  # resumed: evaluate what a killed run trained but did not evaluate
+        missing = [
+            e
+            for e in params.eval_sets
+            if not any(r["global_step"] == step for r in recorded_evaluations(params, e.name))
+        ]
+        evaluations = {e.name: evaluate(params, e) for e in missing}
+        tracking.log_metrics_task(
+            tracking_params, run_id, _round_records({"history": []}, evaluations)
+        )
+    table: list[dict[str, Any]] = []
+    stopped = False
+    while step < params.max_steps and not stopped:
+        target = min((step // params.round_steps + 1) * params.round_steps, params.max_steps)
+        trained = train_round(params, target)
+        step = trained["global_step"]
+        evaluations = {e.name: evaluate(params, e) for e in params.eval_sets}
+        tracking.log_metrics_task(tracking_params, run_id, _round_records(trained, evaluations))
+        if tracking_params.checkpoints_to_log is None:
+            tracking.log_checkpoint_task(tracking_params, run_id, params.model_dir, step)
+        table += [{"step": step, "eval": name, **m} for name, m in evaluations.items()]
+        create_table_artifact(table, key="eval-results", description="evaluations per round")
+        update_progress_artifact(progress, 100.0 * step / params.max_steps)
+        logger.info(
+            "round to step %d/%d: %s",
+            step,
+            params.max_steps,
+            "; ".join(
+                f"{name} " + ", ".join(f"{k} {v:.4g}" for k, v in m.items() if k != "global_step")
+                for name, m in evaluations.items()
+            ),
+        )
+        stopped = trained["stopped_early"] or (
+            params.early_stopping is not None
+            and should_stop_early(
+                params.early_stopping,
+                recorded_evaluations(params, params.early_stopping.eval_name),
+            )
+        )
+    update_progress_artifact(progress, 100.0)
+    if tracking_params.checkpoints_to_log:
+        kept = sorted(
+            {checkpoint_step(params.model_dir)}
+            | {
+                int(p.rsplit("-", 1)[1])
+                for p in tf.train.get_checkpoint_state(params.model_dir).all_model_checkpoint_paths
+            }
+        )[-tracking_params.checkpoints_to_log :]
+        for kept_step in kept:
+            tracking.log_checkpoint_task(tracking_params, run_id, params.model_dir, kept_step)
+    tracking.log_directory_task(
+        tracking_params, run_id, params.model_dir, "tensorboard", match="tfevents"
+    )
+    final = {e.name: recorded_evaluations(params, e.name)[-1] for e in params.eval_sets}
+    return {
+        "mlflow_run_id": run_id,
+        "model_dir": os.fspath(params.model_dir),
+        "global_step": step,
+        "evaluations": final,
+    }

@@ -1,0 +1,31 @@
+"""The export task: the latest checkpoint → a SavedModel under ``model_dir/export/<name>/``."""
+
+from __future__ import annotations
+
+import os
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from estimator_core.data import make_serving_input_receiver_fn
+from flows.params import TrainingParams
+from tasks.training import forget_sessions, session
+
+
+@task(name="export-model", retries=1, retry_delay_seconds=1, cache_policy=NO_CACHE)
+def export_model(params: TrainingParams, export_name: str) -> str:
+    """Export the latest checkpoint with a raw-tensor serving signature built from the data
+    set's schema (one input per feature). Atomic: the export appears complete or not at all.
+    Returns the SavedModel directory."""
+    estimator = session(params).estimator
+    try:
+        path = estimator.export_saved_model(
+            os.path.join(params.model_dir, "export", export_name),
+            make_serving_input_receiver_fn(params.data_dir),
+        )
+    except BaseException:
+        forget_sessions(params.model_dir)
+        raise
+    path = os.fsdecode(path)
+    get_run_logger().info("exported %s", path)
+    return path

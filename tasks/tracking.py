@@ -1,0 +1,329 @@
+"""MLflow tracking tasks: one run per pipeline run, found again by its Prefect flow run id.
+
+Every call names its MLflow run by id (``MlflowClient``), never through MLflow's thread-local
+"active run", so tasks are safe on any thread or worker and on retry. Metrics go in batches
+(``log_batch``): one call per round, whatever the number of eval sets and metrics.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import mlflow
+import numpy as np
+from mlflow.entities import DatasetInput, InputTag, Metric, Param
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from estimator_core.data import read_manifest
+from flows.params import ExportParams, TrackingParams
+
+FLOW_RUN_TAG = "prefect.flow_run_id"
+MAX_PARAM_LENGTH = 6000
+
+
+def tracking_uri(settings: TrackingParams) -> str:
+    """The tracking URI: the setting, ``$MLFLOW_TRACKING_URI``, else ``./mlflow.db`` (sqlite)."""
+    return (
+        settings.tracking_uri
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or f"sqlite:///{os.path.abspath('mlflow.db')}"
+    )
+
+
+def client_for(settings: TrackingParams) -> MlflowClient:
+    uri = tracking_uri(settings)
+    # The fluent API (log_model) reads the global URI; keep it in step with the client.
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(uri, registry_uri=uri)
+
+
+def _experiment_id(client: MlflowClient, settings: TrackingParams) -> str:
+    experiment = client.get_experiment_by_name(settings.experiment)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            client.restore_experiment(experiment.experiment_id)
+        return experiment.experiment_id
+    location = None
+    if tracking_uri(settings).startswith("sqlite:"):
+        # An absolute artifact root, so runs stay readable from any working directory.
+        location = "file://" + os.path.abspath("mlartifacts")
+    try:
+        return client.create_experiment(settings.experiment, artifact_location=location)
+    except MlflowException:  # created meanwhile by a concurrent run
+        return client.get_experiment_by_name(settings.experiment).experiment_id
+
+
+def git_commit() -> str | None:
+    """The commit of the code being run (the working directory's git HEAD), if any."""
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def start_or_resume_run(
+    settings: TrackingParams, flow_run_id: str, tags: Mapping[str, str] | None = None
+) -> str:
+    """The id of the MLflow run tagged with ``flow_run_id``, created when there is none.
+
+    A retried or resumed Prefect flow run keeps its id, so it continues the same MLflow run
+    (set back to RUNNING) instead of starting a new one.
+    """
+    client = client_for(settings)
+    experiment_id = _experiment_id(client, settings)
+    found = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{FLOW_RUN_TAG}` = '{flow_run_id}'", max_results=1
+    )
+    if found:
+        run_id = found[0].info.run_id
+        if found[0].info.status != "RUNNING":
+            client.update_run(run_id, status="RUNNING")
+        return run_id
+    all_tags = {FLOW_RUN_TAG: flow_run_id, **(tags or {})}
+    commit = git_commit()
+    if commit:
+        all_tags["mlflow.source.git.commit"] = commit
+    run_name = settings.run_name or all_tags.get("prefect.flow_run_name") or None
+    run = client.create_run(experiment_id, tags=all_tags, run_name=run_name)
+    return run.info.run_id
+
+
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested dicts/lists → ``{"a.b.0.c": "value"}`` with MLflow-safe keys and values."""
+    flat: dict[str, str] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, name + "."))
+        elif isinstance(value, list | tuple) and any(isinstance(v, Mapping) for v in value):
+            flat.update(flatten({str(i): v for i, v in enumerate(value)}, name + "."))
+        else:
+            flat[_safe_key(name)] = str(value)[:MAX_PARAM_LENGTH]
+    return flat
+
+
+def _safe_key(key: str) -> str:
+    # MLflow keys allow alphanumerics, _ - . space / and nothing else.
+    return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in key)
+
+
+def log_params(settings: TrackingParams, run_id: str, params: Mapping[str, Any]) -> None:
+    """Log ``params`` flattened; keys already logged (by an earlier attempt) are skipped."""
+    client = client_for(settings)
+    logged = client.get_run(run_id).data.params
+    fresh = [Param(k, v) for k, v in flatten(params).items() if k not in logged]
+    for start in range(0, len(fresh), 100):  # the store's batch limit
+        client.log_batch(run_id, params=fresh[start : start + 100])
+
+
+def log_metrics(
+    settings: TrackingParams, run_id: str, records: Iterable[tuple[str, float, int]]
+) -> int:
+    """Log ``(key, value, step)`` records in batches of up to 1,000; returns how many."""
+    now = int(time.time() * 1000)
+    metrics = [Metric(key, float(value), now, int(step)) for key, value, step in records]
+    client = client_for(settings)
+    for start in range(0, len(metrics), 1000):
+        client.log_batch(run_id, metrics=metrics[start : start + 1000])
+    return len(metrics)
+
+
+def log_directory(
+    settings: TrackingParams,
+    run_id: str,
+    directory: str,
+    artifact_path: str,
+    match: str | None = None,
+) -> int:
+    """Log the files under ``directory`` (those whose name contains ``match``, if given) under
+    ``artifact_path``, keeping their relative folders; returns how many."""
+    client = client_for(settings)
+    count = 0
+    for root, _dirs, files in os.walk(directory):
+        relative = os.path.relpath(root, directory)
+        target = artifact_path if relative == "." else f"{artifact_path}/{relative}"
+        for name in sorted(files):
+            if match is None or match in name:
+                client.log_artifact(run_id, os.path.join(root, name), target)
+                count += 1
+    return count
+
+
+def log_checkpoint(settings: TrackingParams, run_id: str, model_dir: str, step: int) -> int:
+    """Log the files of checkpoint ``model.ckpt-<step>`` under ``checkpoints/``."""
+    client = client_for(settings)
+    prefix = f"model.ckpt-{step}."
+    files = sorted(n for n in os.listdir(model_dir) if n.startswith(prefix))
+    for name in files:
+        client.log_artifact(run_id, os.path.join(model_dir, name), "checkpoints")
+    return len(files)
+
+
+def log_dataset(
+    settings: TrackingParams, run_id: str, data_dir: str, contexts: Mapping[str, str]
+) -> None:
+    """Record the splits as run inputs (``contexts``: split → "training"/"evaluation"), with
+    the manifest's fingerprint as digest, and log the schema, stats and manifest under ``data/``."""
+    from mlflow.data.meta_dataset import MetaDataset
+
+    client = client_for(settings)
+    manifest = read_manifest(data_dir)
+    inputs = []
+    for split, context in contexts.items():
+        dataset = MetaDataset(
+            _dataset_source(os.path.join(data_dir, split)),
+            name=f"{os.path.basename(data_dir.rstrip('/'))}/{split}",
+            digest=manifest["fingerprint"][:32],
+        )
+        inputs.append(
+            DatasetInput(
+                dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)]
+            )
+        )
+    client.log_inputs(run_id, datasets=inputs)
+    for name in ("schema.json", "stats.json", "manifest.json"):
+        path = os.path.join(data_dir, name)
+        if os.path.exists(path):
+            client.log_artifact(run_id, path, "data")
+
+
+def _dataset_source(uri: str) -> Any:
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+    with warnings.catch_warnings():  # "can be interpreted in multiple ways": any will do
+        warnings.simplefilter("ignore")
+        return resolve_dataset_source(uri)
+
+
+def register_saved_model(
+    settings: TrackingParams,
+    run_id: str,
+    saved_model_dir: str,
+    export: ExportParams,
+    gate_value: float | None,
+) -> dict[str, Any]:
+    """Log the SavedModel (under ``saved_model/``, and as a pyfunc model that serves it),
+    register it as a new version of ``export.registered_model_name``, alias it
+    ``candidate_alias``, and promote it to ``champion_alias`` when ``gate_value`` beats the
+    champion's (or there is no champion). Returns what was done."""
+    with warnings.catch_warnings():  # MLflow's advice on predict's type hints: see the module
+        warnings.filterwarnings("ignore", message=".*type hint", category=UserWarning)
+        from tasks import serving_model
+
+    client = client_for(settings)
+    client.log_artifacts(run_id, saved_model_dir, serving_model.SAVED_MODEL_ARTIFACT)
+    import tensorflow as tf
+
+    signature = serving_model.signature_of(saved_model_dir)
+    example = {
+        spec.name: np.zeros([1 if d == -1 else d for d in spec.shape], spec.type)
+        for spec in signature.inputs.inputs
+    }
+    with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+        # The signature is given; MLflow's advice to declare it with type hints does not apply.
+        warnings.filterwarnings("ignore", message=".*type hint", category=UserWarning)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=serving_model.__file__,
+            artifacts={serving_model.SAVED_MODEL_ARTIFACT: saved_model_dir},
+            signature=signature,
+            input_example=example,
+            pip_requirements=[
+                f"tensorflow=={tf.__version__}",
+                f"mlflow=={mlflow.__version__}",
+                "numpy",
+                "pandas",
+            ],
+            registered_model_name=export.registered_model_name,
+        )
+    result: dict[str, Any] = {"model_uri": info.model_uri}
+    if not export.registered_model_name:
+        return result
+    name, version = export.registered_model_name, str(info.registered_model_version)
+    gate_key = f"{export.gate_eval}/{export.gate_metric}"
+    client.set_registered_model_alias(name, export.candidate_alias, version)
+    if gate_value is not None:
+        client.set_model_version_tag(name, version, gate_key, str(gate_value))
+    champion = _champion_value(client, name, export.champion_alias, gate_key)
+    promote = champion is None or (
+        gate_value is not None
+        and (gate_value > champion if export.higher_is_better else gate_value < champion)
+    )
+    if promote:
+        client.set_registered_model_alias(name, export.champion_alias, version)
+    result.update(
+        name=name,
+        version=version,
+        aliases=[export.candidate_alias] + ([export.champion_alias] if promote else []),
+        champion_value=champion,
+        gate_key=gate_key,
+        gate_value=gate_value,
+    )
+    return result
+
+
+def _champion_value(client: MlflowClient, name: str, alias: str, key: str) -> float | None:
+    try:
+        champion = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+    value = champion.tags.get(key)
+    return float(value) if value is not None else None
+
+
+def finish_run(settings: TrackingParams, run_id: str, status: str = "FINISHED") -> None:
+    client_for(settings).set_terminated(run_id, status=status)
+
+
+def run_url(settings: TrackingParams, run_id: str) -> str:
+    """Where to see the run: the tracking server's UI page, or the command that opens one."""
+    uri = tracking_uri(settings)
+    experiment_id = client_for(settings).get_run(run_id).info.experiment_id
+    page = f"#/experiments/{experiment_id}/runs/{run_id}"
+    if uri.startswith("http"):
+        return f"{uri.rstrip('/')}/{page}"
+    return f"http://127.0.0.1:5000/{page}"
+
+
+# Thin Prefect tasks over the functions above (the functions stay callable without a flow).
+start_tracking = task(name="start-tracking", retries=2, cache_policy=NO_CACHE)(start_or_resume_run)
+log_params_task = task(name="log-params", retries=2, cache_policy=NO_CACHE)(log_params)
+log_metrics_task = task(name="log-metrics", retries=2, cache_policy=NO_CACHE)(log_metrics)
+log_checkpoint_task = task(name="log-checkpoint", retries=2, cache_policy=NO_CACHE)(log_checkpoint)
+log_directory_task = task(name="log-artifacts", retries=2, cache_policy=NO_CACHE)(log_directory)
+log_dataset_task = task(name="log-dataset", retries=2, cache_policy=NO_CACHE)(log_dataset)
+finish_tracking = task(name="finish-tracking", retries=2, cache_policy=NO_CACHE)(finish_run)
+
+
+@task(name="register-model", retries=1, cache_policy=NO_CACHE)
+def register_model(
+    settings: TrackingParams,
+    run_id: str,
+    saved_model_dir: str,
+    export: ExportParams,
+    gate_value: float | None,
+) -> dict[str, Any]:
+    """Task form of :func:`register_saved_model`, logging what it did."""
+    result = register_saved_model(settings, run_id, saved_model_dir, export, gate_value)
+    if "version" in result:
+        get_run_logger().info(
+            "registered %s version %s (%s); %s %s, champion had %s",
+            result["name"],
+            result["version"],
+            ", ".join(result["aliases"]),
+            result["gate_key"],
+            result["gate_value"],
+            result["champion_value"],
+        )
+    return result
