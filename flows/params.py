@@ -153,7 +153,7 @@ class TrackingParams(_Strict):
     """Where MLflow records the run.
 
     ``tracking_uri`` None: ``$MLFLOW_TRACKING_URI`` when set, else ``sqlite:///mlflow.db`` in
-    the working directory with artifacts in ``./mlartifacts``. ``checkpoints_to_log`` None logs
+    the working directory; a sqlite store keeps artifacts in ``mlartifacts/`` beside it. ``checkpoints_to_log`` None logs
     every round's checkpoint as it is written; k logs the latest k at the end of training.
     """
 

@@ -53,9 +53,11 @@ def _experiment_id(client: MlflowClient, settings: TrackingParams) -> str:
             client.restore_experiment(experiment.experiment_id)
         return experiment.experiment_id
     location = None
-    if tracking_uri(settings).startswith("sqlite:"):
-        # An absolute artifact root, so runs stay readable from any working directory.
-        location = "file://" + os.path.abspath("mlartifacts")
+    uri = tracking_uri(settings)
+    if uri.startswith("sqlite:///"):
+        # Artifacts beside the database, at an absolute path: readable from any directory.
+        database = os.path.abspath(uri.removeprefix("sqlite:///"))
+        location = "file://" + os.path.join(os.path.dirname(database), "mlartifacts")
     try:
         return client.create_experiment(settings.experiment, artifact_location=location)
     except MlflowException:  # created meanwhile by a concurrent run
