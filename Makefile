@@ -1,4 +1,4 @@
-# The two commands of a new user: `make run` (the demo end to end) and `make test` (the suite).
+# The two commands of a new user: `make run` (the main job end to end) and `make test` (the suite).
 # Each bootstraps .venv from pyproject.toml when it is missing or older than pyproject.toml.
 PYTHON ?= python3
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m examples.train_digits
+	$(PY) -m flows.training_pipeline
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

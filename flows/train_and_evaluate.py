@@ -8,7 +8,7 @@ The loop, in pseudo-code::
         step = train_round(target=next multiple of round_steps, at most max_steps)
         for eval_set in eval_sets: evaluate(eval_set)
         log loss, global_step/sec and <eval name>/<metric> at step=global_step (one batch)
-        log the round's checkpoint; update the Prefect progress and eval-results artifacts
+        log the round's checkpoint; update the Prefect progress artifact (with the evaluations)
         stopped = the input ended, or early stopping says so
 
 A retried task, or the whole flow run again, trains only the missing steps and never past
@@ -18,6 +18,7 @@ A retried task, or the whole flow run again, trains only the missing steps and n
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import tensorflow as tf
@@ -89,7 +90,8 @@ def train_and_evaluate(
 ) -> dict[str, Any]:
     """Train ``params.model`` in rounds to ``params.max_steps``, evaluating every eval set after
     each round, with everything recorded in MLflow (``mlflow_run_id``, or this flow run's own
-    run). Returns ``{"mlflow_run_id", "global_step", "evaluations": {name: metrics}}``."""
+    run). Returns ``{"mlflow_run_id", "model_dir", "global_step", "evaluations": {name: latest
+    metrics}, "rounds_seconds": time spent in the rounds loop}``."""
     params = params or TrainingParams()
     tracking_params = tracking_params or TrackingParams()
     logger = get_run_logger()
@@ -124,31 +126,37 @@ def train_and_evaluate(
             if not any(r["global_step"] == step for r in recorded_evaluations(params, e.name))
         ]
         evaluations = {e.name: evaluate(params, e) for e in missing}
-        tracking.log_metrics_task(
-            tracking_params, run_id, _round_records({"history": []}, evaluations)
+        tracking.log_round_task(
+            tracking_params,
+            run_id,
+            list(_round_records({"history": []}, evaluations)),
+            params.model_dir,
+            None,
         )
     table: list[dict[str, Any]] = []
     stopped = False
+    rounds_began = time.perf_counter()
     while step < params.max_steps and not stopped:
         target = min((step // params.round_steps + 1) * params.round_steps, params.max_steps)
         trained = train_round(params, target)
         step = trained["global_step"]
         evaluations = {e.name: evaluate(params, e) for e in params.eval_sets}
-        tracking.log_metrics_task(tracking_params, run_id, _round_records(trained, evaluations))
-        if tracking_params.checkpoints_to_log is None:
-            tracking.log_checkpoint_task(tracking_params, run_id, params.model_dir, step)
-        table += [{"step": step, "eval": name, **m} for name, m in evaluations.items()]
-        create_table_artifact(table, key="eval-results", description="evaluations per round")
-        update_progress_artifact(progress, 100.0 * step / params.max_steps)
-        logger.info(
-            "round to step %d/%d: %s",
-            step,
-            params.max_steps,
-            "; ".join(
-                f"{name} " + ", ".join(f"{k} {v:.4g}" for k, v in m.items() if k != "global_step")
-                for name, m in evaluations.items()
-            ),
+        tracking.log_round_task(
+            tracking_params,
+            run_id,
+            list(_round_records(trained, evaluations)),
+            params.model_dir,
+            step if tracking_params.checkpoints_to_log is None else None,
         )
+        table += [{"step": step, "eval": name, **m} for name, m in evaluations.items()]
+        summary = "; ".join(
+            f"{name} " + ", ".join(f"{k} {v:.4g}" for k, v in m.items() if k != "global_step")
+            for name, m in evaluations.items()
+        )
+        update_progress_artifact(
+            progress, 100.0 * step / params.max_steps, description=f"step {step}: {summary}"
+        )
+        logger.info("round to step %d/%d: %s", step, params.max_steps, summary)
         stopped = trained["stopped_early"] or (
             params.early_stopping is not None
             and should_stop_early(
@@ -156,7 +164,10 @@ def train_and_evaluate(
                 recorded_evaluations(params, params.early_stopping.eval_name),
             )
         )
+    rounds_seconds = time.perf_counter() - rounds_began
     update_progress_artifact(progress, 100.0)
+    if table:  # one table per run: a table per round would cost an API call each
+        create_table_artifact(table, key="eval-results", description="evaluations per round")
     if tracking_params.checkpoints_to_log:
         kept = sorted(
             {checkpoint_step(params.model_dir)}
@@ -176,4 +187,5 @@ def train_and_evaluate(
         "model_dir": os.fspath(params.model_dir),
         "global_step": step,
         "evaluations": final,
+        "rounds_seconds": rounds_seconds,
     }

@@ -172,6 +172,20 @@ def log_checkpoint(settings: TrackingParams, run_id: str, model_dir: str, step: 
     return len(files)
 
 
+def log_round(
+    settings: TrackingParams,
+    run_id: str,
+    records: Iterable[tuple[str, float, int]],
+    model_dir: str,
+    checkpoint_step: int | None,
+) -> None:
+    """A round's record in one task: its metrics (one batch) and, when ``checkpoint_step`` is
+    given, that checkpoint's files."""
+    log_metrics(settings, run_id, records)
+    if checkpoint_step is not None:
+        log_checkpoint(settings, run_id, model_dir, checkpoint_step)
+
+
 def log_dataset(
     settings: TrackingParams, run_id: str, data_dir: str, contexts: Mapping[str, str]
 ) -> None:
@@ -301,7 +315,7 @@ def run_url(settings: TrackingParams, run_id: str) -> str:
 # Thin Prefect tasks over the functions above (the functions stay callable without a flow).
 start_tracking = task(name="start-tracking", retries=2, cache_policy=NO_CACHE)(start_or_resume_run)
 log_params_task = task(name="log-params", retries=2, cache_policy=NO_CACHE)(log_params)
-log_metrics_task = task(name="log-metrics", retries=2, cache_policy=NO_CACHE)(log_metrics)
+log_round_task = task(name="log-round", retries=2, cache_policy=NO_CACHE)(log_round)
 log_checkpoint_task = task(name="log-checkpoint", retries=2, cache_policy=NO_CACHE)(log_checkpoint)
 log_directory_task = task(name="log-artifacts", retries=2, cache_policy=NO_CACHE)(log_directory)
 log_dataset_task = task(name="log-dataset", retries=2, cache_policy=NO_CACHE)(log_dataset)

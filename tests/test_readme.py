@@ -28,3 +28,32 @@ def test_quickstart_runs(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "'global_step': 1000" in out.stdout
     assert os.listdir(tmp_path / "runs" / "digits" / "export")
+
+
+@pytest.mark.slow
+def test_main_job_runs_end_to_end(tmp_path):
+    """`make run`'s command on embedded defaults: ephemeral Prefect API, sqlite MLflow."""
+    with open(os.path.join(ROOT, "Makefile")) as f:
+        module = re.search(r"^run:.*\n\t\$\(PY\) -m (\S+)", f.read(), re.M).group(1)
+    env = {
+        **os.environ,
+        "PYTHONPATH": ROOT,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    for key in ("PREFECT_API_URL", "MLFLOW_TRACKING_URI"):
+        env.pop(key, None)
+    out = subprocess.run(
+        [sys.executable, "-m", module],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Registered:  digits-classifier version 1 (candidate, champion)" in out.stdout
+    assert "mlflow ui --backend-store-uri sqlite:///" in out.stdout
+    assert (tmp_path / "mlflow.db").exists() and (tmp_path / "mlartifacts").is_dir()
+    assert os.listdir(tmp_path / "runs" / "models" / "digits" / "export" / "serving")

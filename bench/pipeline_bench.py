@@ -1,0 +1,169 @@
+"""Orchestration overhead: the same rounds through the train-and-evaluate flow (Prefect tasks,
+MLflow tracking) versus bare ``est.train_and_evaluate``, in one process, alternating.
+
+    python -m bench.pipeline_bench                    # digits MLP and a wider one, 10 rounds
+    python -m bench.pipeline_bench --rounds 3 --repeats 1
+
+Per configuration it reports the bare time and the time of the flow's rounds loop (same rounds,
+both including the first trace), the overhead, its per-round split: MLflow (the round's
+tracking calls, timed on their own with the same payload) and Prefect (the rest: task runs,
+artifacts, logging), and the flow's fixed cost outside the loop (run start, params, dataset
+record, TensorBoard upload), paid once per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+import estimator_core as est
+from bench.common import REPO_ROOT, progress
+from estimator_core.data import make_input_fn, write_dataset
+from flows.params import TrackingParams, TrainingParams, load_model_fn
+from tasks import tracking
+from tasks.training import run_config
+
+
+def bare_rounds(params: TrainingParams) -> float:
+    """Seconds for est.train_and_evaluate over the same rounds, data, model and RunConfig."""
+    estimator = est.Estimator(
+        load_model_fn(params.model.model_fn),
+        config=run_config(params),
+        params=dict(params.model.params),
+    )
+    train_input = make_input_fn(
+        params.data_dir,
+        params.train_split,
+        params.batch_size,
+        est.ModeKeys.TRAIN,
+        seed=params.run_config.tf_random_seed,
+    )
+    eval_specs = [
+        est.EvalSpec(
+            make_input_fn(params.data_dir, e.split, e.batch_size, est.ModeKeys.EVAL),
+            steps=e.steps,
+            name=e.name,
+            every_n_steps=params.round_steps,
+        )
+        for e in params.eval_sets
+    ]
+    began = time.perf_counter()
+    est.train_and_evaluate(estimator, est.TrainSpec(train_input, params.max_steps), eval_specs)
+    return time.perf_counter() - began
+
+
+def flow_rounds(params: TrainingParams, settings: TrackingParams) -> tuple[float, float, str]:
+    """(seconds in the flow's rounds loop, seconds of the whole flow run, MLflow run id)."""
+    from flows.train_and_evaluate import train_and_evaluate
+
+    began = time.perf_counter()
+    result = train_and_evaluate(params, settings)
+    return result["rounds_seconds"], time.perf_counter() - began, result["mlflow_run_id"]
+
+
+def mlflow_round_cost(params: TrainingParams, settings: TrackingParams, run_id: str) -> float:
+    """Seconds of one round's tracking calls (metrics batch + checkpoint files), alone."""
+    records = [("loss", 0.1, s) for s in range(2)] + [("global_step/sec", 1.0, s) for s in range(2)]
+    records += [(f"{e.name}/{k}", 0.5, 10**6) for e in params.eval_sets for k in ("loss", "acc")]
+    times = []
+    for _ in range(5):
+        began = time.perf_counter()
+        tracking.log_metrics(settings, run_id, records)
+        tracking.log_checkpoint(settings, run_id, params.model_dir, params.max_steps)
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--round-steps", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args(argv)
+    configs = {
+        "digits MLP (64 units, batch 32)": {"hidden_units": 64, "batch": 32},
+        "wide MLP (1024 units, batch 256)": {"hidden_units": 1024, "batch": 256},
+    }
+    from prefect import flow
+    from sklearn.datasets import load_digits
+
+    work = tempfile.mkdtemp(prefix="pipeline-bench-")
+    digits = load_digits()
+    data_dir = os.path.join(work, "data")
+    write_dataset(
+        {"pixels": (digits.data / 16).astype("float32"), "digit": digits.target},
+        data_dir,
+        label="digit",
+        splits={"train": 0.8, "eval": 0.2},
+    )
+    flow(lambda: None, name="warm-up")()  # the ephemeral API starts once, outside the timing
+    settings = TrackingParams(tracking_uri=f"sqlite:///{work}/mlflow.db", experiment="bench")
+    tracking.start_or_resume_run(settings, "warm-up")  # creates the database, outside the timing
+    results: dict[str, Any] = {}
+    for label, config in configs.items():
+        bare, piped, whole, mlflow_cost = [], [], [], []
+        for repeat in range(args.repeats):
+            params = {
+                "data_dir": data_dir,
+                "round_steps": args.round_steps,
+                "max_steps": args.rounds * args.round_steps,
+                "batch_size": config["batch"],
+                "model": {"params": {"hidden_units": config["hidden_units"], "feature": "pixels"}},
+                "eval_sets": [
+                    {"name": "heldout", "split": "eval"},
+                    {"name": "train", "split": "train", "steps": 4},
+                ],
+            }
+            progress(f"{label}: bare train_and_evaluate ({repeat + 1}/{args.repeats})")
+            bare.append(
+                bare_rounds(TrainingParams(**params, model_dir=f"{work}/bare-{label[:4]}-{repeat}"))
+            )
+            progress(f"{label}: train-and-evaluate flow ({repeat + 1}/{args.repeats})")
+            flow_params = TrainingParams(**params, model_dir=f"{work}/flow-{label[:4]}-{repeat}")
+            rounds_s, whole_s, run_id = flow_rounds(flow_params, settings)
+            piped.append(rounds_s)
+            whole.append(whole_s)
+            mlflow_cost.append(mlflow_round_cost(flow_params, settings, run_id))
+        bare_s, flow_s = min(bare), min(piped)
+        per_round = (flow_s - bare_s) / args.rounds
+        mlflow_s = statistics.median(mlflow_cost)
+        results[label] = {
+            "bare_s": bare_s,
+            "flow_s": flow_s,
+            "overhead": flow_s / bare_s - 1,
+            "flow_fixed_s": min(whole) - flow_s,
+            "per_round_s": per_round,
+            "per_round_mlflow_s": mlflow_s,
+            "per_round_prefect_s": per_round - mlflow_s,
+            "round_s_bare": bare_s / args.rounds,
+        }
+    print(
+        f"\n{args.rounds} rounds of {args.round_steps} steps + 2 evaluations (best of "
+        f"{args.repeats}):"
+    )
+    print(
+        f"{'model':36} {'bare s':>8} {'flow s':>8} {'overhead':>9} {'/round ms':>10} "
+        f"{'MLflow ms':>10} {'Prefect ms':>11}"
+    )
+    for label, r in results.items():
+        print(
+            f"{label:36} {r['bare_s']:8.2f} {r['flow_s']:8.2f} {100 * r['overhead']:8.1f}% "
+            f"{1000 * r['per_round_s']:10.1f} {1000 * r['per_round_mlflow_s']:10.1f} "
+            f"{1000 * r['per_round_prefect_s']:11.1f} {r['flow_fixed_s']:8.2f}"
+        )
+    out = REPO_ROOT / "bench" / "results" / f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"args": vars(args), "results": results}, indent=2))
+    print(f"\nwritten {out}")
+
+
+if __name__ == "__main__":
+    main()
