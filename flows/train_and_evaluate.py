@@ -34,6 +34,7 @@ from prefect.runtime import deployment, flow_run
 from estimator_core.eval_history import read_eval_history
 from flows.params import EarlyStopping, TrackingParams, TrainingParams
 from tasks import tracking
+from tasks.model_dir_lock import model_dir_lock
 from tasks.training import evaluate, session, train_round
 
 
@@ -82,20 +83,7 @@ def _round_records(trained: dict[str, Any], evals: dict[str, dict[str, float]]):
                 yield f"{name}/{key}", value, step
 
 
-@flow(name="train-and-evaluate")
-def train_and_evaluate(
-    params: TrainingParams | None = None,
-    tracking_params: TrackingParams | None = None,
-    mlflow_run_id: str | None = None,
-) -> dict[str, Any]:
-    """Train ``params.model`` in rounds to ``params.max_steps``, evaluating every eval set after
-    each round, with everything recorded in MLflow (``mlflow_run_id``, or this flow run's own
-    run). Returns ``{"mlflow_run_id", "model_dir", "global_step", "evaluations": {name: latest
-    metrics}, "rounds_seconds": time spent in the rounds loop}``."""
-    params = params or TrainingParams()
-    tracking_params = tracking_params or TrackingParams()
-    logger = get_run_logger()
-    run_id = mlflow_run_id or tracking.start_tracking(tracking_params, str(flow_run.id), run_tags())
+def _record_inputs(params: TrainingParams, tracking_params: TrackingParams, run_id: str) -> None:
     tracking.log_params_task(
         tracking_params,
         run_id,
@@ -115,10 +103,13 @@ def train_and_evaluate(
         key="mlflow-run",
         description=f"tracking URI {tracking.tracking_uri(tracking_params)}",
     )
-    progress = create_progress_artifact(0.0, key="training-progress")
 
+
+def _rounds(params: TrainingParams, tracking_params: TrackingParams, run_id: str) -> int:
+    """The rounds loop (see the module doc); returns the final global step."""
+    logger = get_run_logger()
+    progress = create_progress_artifact(0.0, key="training-progress")
     step = checkpoint_step(params.model_dir)
-    evaluations: dict[str, dict[str, float]] = {}
     if step:  # resumed: evaluate what a killed run trained but did not evaluate
         missing = [
             e
@@ -126,16 +117,10 @@ def train_and_evaluate(
             if not any(r["global_step"] == step for r in recorded_evaluations(params, e.name))
         ]
         evaluations = {e.name: evaluate(params, e) for e in missing}
-        tracking.log_round_task(
-            tracking_params,
-            run_id,
-            list(_round_records({"history": []}, evaluations)),
-            params.model_dir,
-            None,
-        )
+        records = list(_round_records({"history": []}, evaluations))
+        tracking.log_round_task(tracking_params, run_id, records, params.model_dir, None)
     table: list[dict[str, Any]] = []
     stopped = False
-    rounds_began = time.perf_counter()
     while step < params.max_steps and not stopped:
         target = min((step // params.round_steps + 1) * params.round_steps, params.max_steps)
         trained = train_round(params, target)
@@ -164,28 +149,47 @@ def train_and_evaluate(
                 recorded_evaluations(params, params.early_stopping.eval_name),
             )
         )
-    rounds_seconds = time.perf_counter() - rounds_began
     update_progress_artifact(progress, 100.0)
     if table:  # one table per run: a table per round would cost an API call each
         create_table_artifact(table, key="eval-results", description="evaluations per round")
+    return step
+
+
+def _record_outputs(params: TrainingParams, tracking_params: TrackingParams, run_id: str) -> None:
     if tracking_params.checkpoints_to_log:
-        kept = sorted(
-            {checkpoint_step(params.model_dir)}
-            | {
-                int(p.rsplit("-", 1)[1])
-                for p in tf.train.get_checkpoint_state(params.model_dir).all_model_checkpoint_paths
-            }
-        )[-tracking_params.checkpoints_to_log :]
-        for kept_step in kept:
+        state = tf.train.get_checkpoint_state(params.model_dir)
+        steps = sorted(int(p.rsplit("-", 1)[1]) for p in state.all_model_checkpoint_paths)
+        for kept_step in steps[-tracking_params.checkpoints_to_log :]:
             tracking.log_checkpoint_task(tracking_params, run_id, params.model_dir, kept_step)
     tracking.log_directory_task(
         tracking_params, run_id, params.model_dir, "tensorboard", match="tfevents"
     )
-    final = {e.name: recorded_evaluations(params, e.name)[-1] for e in params.eval_sets}
+
+
+@flow(name="train-and-evaluate")
+def train_and_evaluate(
+    params: TrainingParams | None = None,
+    tracking_params: TrackingParams | None = None,
+    mlflow_run_id: str | None = None,
+) -> dict[str, Any]:
+    """Train ``params.model`` in rounds to ``params.max_steps``, evaluating every eval set after
+    each round, with everything recorded in MLflow (``mlflow_run_id``, or this flow run's own
+    run). Holds the model_dir's writer lock (``tasks/model_dir_lock.py``) while it trains.
+    Returns ``{"mlflow_run_id", "model_dir", "global_step", "evaluations": {name: latest
+    metrics}, "rounds_seconds": time spent in the rounds loop}``."""
+    params = params or TrainingParams()
+    tracking_params = tracking_params or TrackingParams()
+    run_id = mlflow_run_id or tracking.start_tracking(tracking_params, str(flow_run.id), run_tags())
+    _record_inputs(params, tracking_params, run_id)
+    with model_dir_lock(params.model_dir, str(flow_run.id)):
+        began = time.perf_counter()
+        step = _rounds(params, tracking_params, run_id)
+        rounds_seconds = time.perf_counter() - began
+        _record_outputs(params, tracking_params, run_id)
     return {
         "mlflow_run_id": run_id,
         "model_dir": os.fspath(params.model_dir),
         "global_step": step,
-        "evaluations": final,
+        "evaluations": {e.name: recorded_evaluations(params, e.name)[-1] for e in params.eval_sets},
         "rounds_seconds": rounds_seconds,
     }

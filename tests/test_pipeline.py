@@ -168,3 +168,33 @@ def test_a_bad_flow_parameter_is_refused_before_any_work(prefect_api, tmp_path):
             }
         )
     assert not os.path.exists(tmp_path / "data")
+
+
+def test_one_writer_per_model_dir(prefect_api, tmp_path):
+    import json
+
+    from prefect import flow, get_client
+    from prefect.states import Running
+
+    from tasks.model_dir_lock import LOCK_FILE, ModelDirLockedError, model_dir_lock
+
+    @flow(name="holder")
+    def holder():
+        pass
+
+    with get_client(sync_client=True) as client:
+        running = str(client.create_flow_run(holder, state=Running()).id)
+    model_dir = str(tmp_path / "model")
+    lock = tmp_path / "model" / LOCK_FILE
+    with model_dir_lock(model_dir, running):
+        assert json.loads(lock.read_text())["owner"] == running
+        with pytest.raises(ModelDirLockedError, match=f"flow run {running}"):
+            with model_dir_lock(model_dir, "another-run"):
+                pass
+    assert not lock.exists()
+    lock.write_text(json.dumps({"owner": running}))  # left by a crash of that run
+    with model_dir_lock(model_dir, running):  # which, retried, keeps its id: it re-enters
+        pass
+    lock.write_text(json.dumps({"owner": "00000000-0000-0000-0000-000000000000"}))
+    with model_dir_lock(model_dir, "next-run"):  # the holder is unknown: taken over
+        assert json.loads(lock.read_text())["owner"] == "next-run"
