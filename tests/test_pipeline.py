@@ -188,9 +188,11 @@ def test_one_writer_per_model_dir(prefect_api, tmp_path):
     lock = tmp_path / "model" / LOCK_FILE
     with model_dir_lock(model_dir, running):
         assert json.loads(lock.read_text())["owner"] == running
-        with pytest.raises(ModelDirLockedError, match=f"flow run {running}"):
-            with model_dir_lock(model_dir, "another-run"):
-                pass
+        with (
+            pytest.raises(ModelDirLockedError, match=f"flow run {running}"),
+            model_dir_lock(model_dir, "another-run"),
+        ):
+            pass
     assert not lock.exists()
     lock.write_text(json.dumps({"owner": running}))  # left by a crash of that run
     with model_dir_lock(model_dir, running):  # which, retried, keeps its id: it re-enters
