@@ -23,7 +23,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 import estimator_core as est
-from estimator_core.data import make_input_fn
+from estimator_core.data import corrupt_shard_error, make_input_fn
 from flows.params import EvalSet, TrainingParams, load_model_fn
 
 
@@ -160,6 +160,9 @@ def train_to(params: TrainingParams, target_step: int) -> dict[str, Any]:
             hooks=[recorder],
             max_steps=target,
         )
+    except tf.errors.DataLossError as err:
+        forget_sessions(params.model_dir)
+        raise corrupt_shard_error(params.data_dir, err) from err
     except BaseException:
         forget_sessions(params.model_dir)
         raise
@@ -182,6 +185,9 @@ def evaluate_set(params: TrainingParams, eval_set: EvalSet) -> dict[str, float]:
             steps=eval_set.steps,
             name=eval_set.name,
         )
+    except tf.errors.DataLossError as err:
+        forget_sessions(params.model_dir)
+        raise corrupt_shard_error(params.data_dir, err) from err
     except BaseException:
         forget_sessions(params.model_dir)
         raise

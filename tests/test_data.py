@@ -17,10 +17,12 @@ import tensorflow as tf
 import estimator_core as est
 from estimator_core.data import (
     DataError,
+    corrupt_shard_error,
     make_input_fn,
     read_manifest,
     read_schema,
     read_stats,
+    verify_shards,
     write_dataset,
 )
 
@@ -247,6 +249,30 @@ def test_schema_record_mismatch_names_feature_and_file(tmp_path, arrays):
     schema_path.write_text(json.dumps(schema))
     with pytest.raises(DataError, match=r"train-00000-of-00001.tfrecord.*column 'x'.*3 value"):
         make_input_fn(str(tmp_path / "data"), "train", 8, est.ModeKeys.TRAIN)
+
+
+def test_truncated_or_corrupted_shards_are_named(tmp_path, arrays):
+    data = tmp_path / "data"
+    write_dataset(arrays, data, label="y")
+    shard = data / "train-00000-of-00001.tfrecord"
+    content = shard.read_bytes()
+    shard.write_bytes(content[: len(content) // 2])
+    with pytest.raises(
+        DataError, match=r"train-00000-of-00001.tfrecord: shard holds .* \(truncated"
+    ):
+        make_input_fn(str(data), "train", 8, est.ModeKeys.TRAIN)
+
+    flipped = bytearray(content)
+    flipped[len(content) // 2] ^= 0xFF  # same size, so only the checksums can tell
+    shard.write_bytes(bytes(flipped))
+    input_fn = make_input_fn(str(data), "train", 8, est.ModeKeys.EVAL)
+    with pytest.raises(tf.errors.DataLossError) as raised:
+        for _ in input_fn():
+            pass
+    error = corrupt_shard_error(str(data), raised.value)
+    assert error.path == str(shard)
+    assert "sha256" in str(error) and "corrupted record at" in str(error)
+    assert verify_shards(str(data), "eval") == 1
 
 
 @pytest.mark.slow

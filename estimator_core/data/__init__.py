@@ -7,7 +7,13 @@
 
 from estimator_core.data.columns import feature_columns_from_schema
 from estimator_core.data.errors import DataError
-from estimator_core.data.reader import make_input_fn, make_serving_input_receiver_fn, split_files
+from estimator_core.data.reader import (
+    corrupt_shard_error,
+    make_input_fn,
+    make_serving_input_receiver_fn,
+    split_files,
+    verify_shards,
+)
 from estimator_core.data.schema import FeatureSpec, Schema, read_schema
 from estimator_core.data.writer import (
     DatasetPlan,
@@ -28,6 +34,7 @@ __all__ = [
     "PartResult",
     "Schema",
     "abandon_dataset",
+    "corrupt_shard_error",
     "feature_columns_from_schema",
     "finalize_dataset",
     "make_input_fn",
@@ -37,6 +44,7 @@ __all__ = [
     "read_schema",
     "read_stats",
     "split_files",
+    "verify_shards",
     "write_dataset",
     "write_part",
 ]

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from estimator_core.data.errors import DataError
 from estimator_core.data.schema import DTYPES, Schema, read_schema
+from estimator_core.data.sources import file_sha256
 from estimator_core.data.writer import read_manifest
 from estimator_core.export.serving import (
     ServingInputReceiver,
@@ -48,9 +49,10 @@ def make_input_fn(
     AUTOTUNE'd) → prefetch. Records are read sequentially, which on a local disk is several times
     faster than tf.data's parallel interleave for small records; on remote storage (``gs://``)
     set ``parallel_reads`` to read that many shards concurrently. ``deterministic`` (or a
-    ``seed``) makes the order reproducible. With ``validate`` the first record of every shard is
-    checked against the schema now, so a mismatch is a :class:`DataError` naming the feature
-    and the file instead of a failure deep inside training.
+    ``seed``) makes the order reproducible. With ``validate`` every shard's size is checked
+    against the manifest (a truncated or replaced shard is named now) and its first record
+    against the schema, so a mismatch is a :class:`DataError` naming the file (and feature)
+    instead of a failure deep inside training.
     """
     data_dir = os.fspath(data_dir)
     if mode not in ModeKeys.ALL:
@@ -63,6 +65,7 @@ def make_input_fn(
         raise DataError(f"split {split!r} has no records", path=data_dir)
     compression = read_manifest(data_dir)["settings"].get("compression") or ""
     if validate:
+        verify_shards(data_dir, split, checksums=False)
         for path in files:
             _check_first_record(path, schema, compression)
     parse_spec = schema.parse_spec()
@@ -104,6 +107,46 @@ def make_input_fn(
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     return input_fn
+
+
+def verify_shards(data_dir: str | os.PathLike, split: str | None = None, checksums: bool = True):
+    """Check the shards of ``split`` (every split when None) against the manifest: present,
+    of the recorded size and, with ``checksums``, of the recorded sha256. Raises a
+    :class:`DataError` naming the first bad file; returns the number of files checked."""
+    data_dir = os.fspath(data_dir)
+    manifest = read_manifest(data_dir)
+    splits = [split] if split is not None else sorted(manifest["splits"])
+    checked = 0
+    for name in splits:
+        if name not in manifest["splits"]:
+            raise DataError(
+                f"no split {name!r} (splits: {sorted(manifest['splits'])})", path=data_dir
+            )
+        for entry in manifest["splits"][name]["files"]:
+            path = os.path.join(data_dir, entry["path"])
+            if not tf.io.gfile.exists(path):
+                raise DataError("shard listed in the manifest is missing", path=path)
+            size = tf.io.gfile.stat(path).length
+            if "bytes" in entry and size != entry["bytes"]:
+                raise DataError(
+                    f"shard holds {size} bytes, the manifest says {entry['bytes']} "
+                    "(truncated or replaced)",
+                    path=path,
+                )
+            if checksums and "sha256" in entry and file_sha256(path) != entry["sha256"]:
+                raise DataError("shard content differs from the manifest's sha256", path=path)
+            checked += 1
+    return checked
+
+
+def corrupt_shard_error(data_dir: str | os.PathLike, err: tf.errors.DataLossError) -> DataError:
+    """A :class:`DataError` naming the shard behind ``err`` (a read of a corrupted record, whose
+    TensorFlow message gives the offset but not the file), found by :func:`verify_shards`."""
+    try:
+        verify_shards(data_dir)
+    except DataError as found:
+        return DataError(f"{found.reason}; TensorFlow: {err.message}", path=found.path)
+    return DataError(f"corrupted TFRecord data: {err.message}", path=os.fspath(data_dir))
 
 
 def _check_first_record(path: str, schema: Schema, compression: str) -> None:
