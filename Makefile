@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format bench bench-data clean
+.PHONY: run test test-fast lint format bench bench-data bench-pipeline clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ bench: $(STAMP)
 
 bench-data: $(STAMP)
 	$(PY) -m bench.data_bench
+
+bench-pipeline: $(STAMP)
+	$(PY) -m bench.pipeline_bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
