@@ -31,6 +31,7 @@ from prefect.artifacts import (
 )
 from prefect.runtime import deployment, flow_run
 
+from estimator_core.data import read_manifest
 from estimator_core.eval_history import read_eval_history
 from flows.params import EarlyStopping, TrackingParams, TrainingParams
 from tasks import tracking
@@ -91,6 +92,10 @@ def _record_inputs(params: TrainingParams, tracking_params: TrackingParams, run_
         | {
             "rounds": params.model_dump(include={"round_steps", "max_steps", "early_stopping"}),
             "eval_sets": {e.name: e.model_dump(exclude={"name"}) for e in params.eval_sets},
+            "data": {
+                "dir": params.data_dir,
+                "fingerprint": read_manifest(params.data_dir)["fingerprint"],
+            },
         },
     )
     contexts = {params.train_split: "training"} | {

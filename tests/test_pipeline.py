@@ -56,6 +56,7 @@ def test_pipeline_records_params_metrics_per_eval_name_and_artifacts(first_run):
     assert run.data.params["rounds.round_steps"] == "20"
     assert run.data.params["run_config.iterations_per_loop"] == "10"
     assert run.data.params["data.source"] == "sklearn:digits"
+    assert len(run.data.params["data.fingerprint"]) == 64
     for name in ("heldout", "train"):
         for metric in ("accuracy", "loss"):
             steps = [s for s, _ in metric_steps(client, run.info.run_id, f"{name}/{metric}")]

@@ -65,3 +65,20 @@ def test_early_stopping_rule(mode, values, stop):
 
     rule = EarlyStopping(eval_name="e", metric="m", mode=mode, patience=2)
     assert should_stop_early(rule, [{"m": v} for v in values]) is stop
+
+
+def test_a_flow_run_id_finds_its_mlflow_run_again(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from flows.params import TrackingParams
+    from tasks.tracking import finish_run, start_or_resume_run
+
+    settings = TrackingParams(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="e")
+    first = start_or_resume_run(settings, "flow-run-1", {"prefect.flow_run_name": "a"})
+    finish_run(settings, first, "FAILED")
+    again = start_or_resume_run(settings, "flow-run-1")
+    other = start_or_resume_run(settings, "flow-run-2")
+    assert again == first and other != first
+    run = MlflowClient(settings.tracking_uri).get_run(first)
+    assert run.info.status == "RUNNING" and run.info.run_name == "a"
+    assert run.info.artifact_uri.startswith(f"file://{tmp_path}/mlartifacts/")
