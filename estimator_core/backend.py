@@ -38,6 +38,11 @@ class ModelFnBackend(abc.ABC):
     store: VariableStore
     global_step: tf.Variable
 
+    def make_iterator(self, dataset: tf.data.Dataset, mode: str) -> Any:
+        """The iterator over ``dataset`` that :meth:`train` / :meth:`evaluate` / :meth:`predict`
+        take in ``mode``: ``iter(dataset)``, or a distributed iterator under a strategy."""
+        return iter(dataset)
+
     @abc.abstractmethod
     def prepare(self, mode: str, iterator: Any, infinite: bool = False) -> None:
         """Build model_fn for ``mode`` and this input before the first step, when the backend can.

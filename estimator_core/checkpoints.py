@@ -30,19 +30,30 @@ class Checkpointer:
 
     ``loaded_path`` is the checkpoint the variables in memory are equal to (``None`` when they
     equal none), which lets the Estimator skip restoring what it already holds.
+
+    ``save_dir`` (a non-chief worker's throwaway directory) receives the saves instead of
+    model_dir; :meth:`latest` is then the latest there, or model_dir's before the first save
+    (where a restarted cluster resumes from), so a worker never reads a chief's checkpoint
+    mid-run, whose step may differ from its own for a moment.
     """
 
     def __init__(
-        self, model_dir: str, store: VariableStore, global_step: tf.Variable, config: RunConfig
+        self,
+        model_dir: str,
+        store: VariableStore,
+        global_step: tf.Variable,
+        config: RunConfig,
+        save_dir: str | None = None,
     ) -> None:
         self._model_dir = model_dir
+        self._save_dir = save_dir
         self._store = store
         self._global_step = global_step
         self._root = tf.train.Checkpoint(global_step=global_step)
         self._root.variables = {}
         self._manager = tf.train.CheckpointManager(
             self._root,
-            model_dir,
+            save_dir or model_dir,
             max_to_keep=config.keep_checkpoint_max or None,
             keep_checkpoint_every_n_hours=config.keep_checkpoint_every_n_hours,
             checkpoint_name=CHECKPOINT_NAME,
@@ -53,7 +64,8 @@ class Checkpointer:
         self.loaded_path: str | None = None
 
     def latest(self) -> str | None:
-        return tf.train.latest_checkpoint(self._model_dir)
+        own = tf.train.latest_checkpoint(self._save_dir) if self._save_dir else None
+        return own or tf.train.latest_checkpoint(self._model_dir)
 
     def save(self) -> str:
         """Write a checkpoint numbered by the global step; returns its path."""

@@ -16,6 +16,7 @@ import tensorflow as tf
 from estimator_core import hooks as hooks_lib
 from estimator_core.backend import LoopResult, ModelFnBackend
 from estimator_core.checkpoints import GLOBAL_STEP_KEY, Checkpointer, WarmStartSettings
+from estimator_core.distribute import input_context, training_strategy
 from estimator_core.eval_history import record_eval_result
 from estimator_core.export.serving import ServingInputReceiver
 from estimator_core.function_backend import FunctionBackend
@@ -83,12 +84,15 @@ class Estimator:
             model_dir = tempfile.mkdtemp(prefix="estimator_core-")
             logger.warning("Using temporary folder as model directory: %s", model_dir)
         tf.io.gfile.makedirs(model_dir)
-        self._config = config.replace(model_dir=model_dir)
+        apply_session_config(config.session_config)
+        # Before any other TensorFlow op: MultiWorkerMirroredStrategy configures collectives.
+        strategy = training_strategy(config.train_distribute, config.cluster)
+        self._config = config.replace(model_dir=model_dir, train_distribute=strategy)
+        self._input_context = input_context(strategy, config.cluster)
         self._params = dict(params or {})
         if warm_start_from is not None and not isinstance(warm_start_from, WarmStartSettings):
             warm_start_from = WarmStartSettings(os.fspath(warm_start_from))
         self._warm_start_from = warm_start_from
-        apply_session_config(config.session_config)
         if config.tf_random_seed is not None:
             keras.utils.set_random_seed(config.tf_random_seed)
         if config.mixed_precision is not None:
@@ -97,7 +101,15 @@ class Estimator:
                 "Keras global dtype policy set to %s (process-wide)", config.mixed_precision
             )
         self._model_fn = model_fn
-        self._train_writer = tf.summary.create_file_writer(model_dir)
+        # Only the chief writes checkpoints and summaries to model_dir; the other tasks write
+        # theirs to a directory deleted with the Estimator (what TensorFlow's guides do).
+        self._scratch = (
+            None
+            if config.is_chief
+            else tempfile.TemporaryDirectory(prefix=f"estimator_core-{config.task_type}-")
+        )
+        private_dir = self._scratch.name if self._scratch is not None else None
+        self._train_writer = tf.summary.create_file_writer(private_dir or model_dir)
         self._eval_writers: dict[str, tf.summary.SummaryWriter] = {}
         self._train_input: tuple[Callable[..., Any], Any, bool] | None = None
         self._eval_inputs: list[tuple[Callable[..., Any], tf.data.Dataset]] = []
@@ -111,9 +123,14 @@ class Estimator:
             run_eagerly=config.run_eagerly,
             jit_compile=config.jit_compile,
             mixed_precision=config.mixed_precision,
+            strategy=strategy,
         )
         self._checkpointer = Checkpointer(
-            model_dir, self._backend.store, self._backend.global_step, self._config
+            model_dir,
+            self._backend.store,
+            self._backend.global_step,
+            self._config,
+            save_dir=private_dir,
         )
 
     # -- properties -------------------------------------------------------------------------
@@ -263,7 +280,7 @@ class Estimator:
                 "evaluate: input_fn's dataset repeats forever, so the evaluation would never "
                 "end; give steps, or do not repeat() the evaluation data"
             )
-        iterator = iter(dataset)
+        iterator = self._backend.make_iterator(dataset, ModeKeys.EVAL)
         self._backend.prepare(ModeKeys.EVAL, iterator, infinite)
         hooks_set = _Hooks(self._backend, ModeKeys.EVAL, list(hooks or ()))
         hooks_set.start(self._global_step())
@@ -318,7 +335,9 @@ class Estimator:
         """
         keys = [predict_keys] if isinstance(predict_keys, str) else predict_keys
         self._restore_for_inference(checkpoint_path, required=False)
-        iterator = iter(self._input(input_fn, ModeKeys.PREDICT))
+        iterator = self._backend.make_iterator(
+            self._input(input_fn, ModeKeys.PREDICT), ModeKeys.PREDICT
+        )
         self._backend.prepare(ModeKeys.PREDICT, iterator)
         hooks_set = _Hooks(self._backend, ModeKeys.PREDICT, list(hooks or ()))
         hooks_set.start(self._global_step())
@@ -436,7 +455,8 @@ class Estimator:
         return int(self._backend.global_step.numpy())
 
     def _input(self, input_fn: Callable[..., tf.data.Dataset], mode: str) -> tf.data.Dataset:
-        return call_input_fn(input_fn, mode, self._params, self._config)
+        context = self._input_context if mode != ModeKeys.PREDICT else None
+        return call_input_fn(input_fn, mode, self._params, self._config, context)
 
     def _evaluation_input(self, input_fn: Callable[..., tf.data.Dataset]) -> tf.data.Dataset:
         """The dataset to evaluate on, built once per ``input_fn`` object (each evaluation
@@ -453,7 +473,8 @@ class Estimator:
         object and its input has not ended, else a new one from ``input_fn()``."""
         if self._train_input is None or self._train_input[0] is not input_fn:
             dataset = self._input(input_fn, ModeKeys.TRAIN)
-            self._train_input = (input_fn, iter(dataset), _is_infinite(dataset))
+            iterator = self._backend.make_iterator(dataset, ModeKeys.TRAIN)
+            self._train_input = (input_fn, iterator, _is_infinite(dataset))
         return self._train_input[1], self._train_input[2]
 
     def _restore_for_training(self) -> None:

@@ -13,11 +13,17 @@ Each mode's loop runs many steps per call::
 
 The functions are created once per backend and traced once per mode and input structure, so
 alternating train() and evaluate() never retraces.
+
+Under a ``tf.distribute`` strategy each TRAIN/EVAL step is ``strategy.run(step)`` on a
+per-replica batch, reduced to one set of values (loss: mean over the replicas that had data;
+predictions: this worker's replicas concatenated). Variables are created before any loop, by
+one eager ``strategy.run`` of the step on a placeholder batch (see :meth:`FunctionBackend._build`).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from estimator_core.backend import LoopResult, ModelFnBackend
+from estimator_core.distribute import placeholder_element
 from estimator_core.export.serving import ServingInputReceiver
 from estimator_core.mode_keys import ModeKeys
 from estimator_core.model_fn import ModelFn, split_element
@@ -34,6 +41,7 @@ from estimator_core.training_util import global_step_scope
 from estimator_core.variables import VariableStore
 
 _GLOBAL_STEP = "global_step"
+_LOSS_AND_COUNT = "_loss_and_count"
 
 
 class FunctionBackend(ModelFnBackend):
@@ -47,14 +55,26 @@ class FunctionBackend(ModelFnBackend):
         run_eagerly: bool = False,
         jit_compile: bool = False,
         mixed_precision: str | None = None,
+        strategy: tf.distribute.Strategy | None = None,
     ) -> None:
+        if strategy is not None and jit_compile and not run_eagerly:
+            raise ValueError("jit_compile is not supported with a distribution strategy yet")
+        self._strategy = strategy
         self._model_fn = model_fn
         self._loss_scaling = mixed_precision == "mixed_float16"
         self._writer = train_summary_writer
         self._summary_every = save_summary_steps or 0
         self.store = VariableStore()
-        self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name=_GLOBAL_STEP)
-        self._eval_loss = keras.metrics.Mean(name="eval_loss")
+        with self._scope():
+            # ONLY_FIRST_REPLICA: every replica adds one per step, the step counts once.
+            self.global_step = tf.Variable(
+                0,
+                dtype=tf.int64,
+                trainable=False,
+                name=_GLOBAL_STEP,
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
+            self._eval_loss = keras.metrics.Mean(name="eval_loss")
         self._specs: dict[str, EstimatorSpec] = {}
         self._prepared: set[str] = set()
         self._building = False
@@ -68,6 +88,9 @@ class FunctionBackend(ModelFnBackend):
         }
         if xla:
             self._loop_steps = {mode: _xla(step) for mode, step in self._loop_steps.items()}
+        if strategy is not None:
+            for mode in (ModeKeys.TRAIN, ModeKeys.EVAL):
+                self._loop_steps[mode] = self._distributed(self._loop_steps[mode])
         train_step = self._loop_steps[ModeKeys.TRAIN]
         self._loop_steps[ModeKeys.TRAIN] = lambda element, first_call: self._record_loss(
             train_step(element, first_call)
@@ -96,6 +119,13 @@ class FunctionBackend(ModelFnBackend):
             self._predict_loop_fn = tf.function(predict_loop)
 
     # -- ModelFnBackend ---------------------------------------------------------------------
+
+    def make_iterator(self, dataset: tf.data.Dataset, mode: str) -> Any:
+        if self._strategy is None or mode == ModeKeys.PREDICT:
+            return iter(dataset)
+        # Not experimental_distribute_dataset: that splits each batch across the replicas;
+        # tf.estimator gave every replica a batch of its own.
+        return iter(self._strategy.distribute_datasets_from_function(lambda _: dataset))
 
     def prepare(self, mode: str, iterator: Any, infinite: bool = False) -> None:
         if self._run_eagerly or mode in self._prepared:
@@ -130,6 +160,9 @@ class FunctionBackend(ModelFnBackend):
             ModeKeys.EVAL: self._eval_step,
             ModeKeys.PREDICT: self._predict_step,
         }[mode]
+        if self._strategy is not None:
+            self._build_eagerly(step, iterator)
+            return
 
         def build(iterator: Any) -> None:
             step(next(iterator), True)
@@ -139,6 +172,34 @@ class FunctionBackend(ModelFnBackend):
             tf.function(build).get_concrete_function(iterator)
         finally:
             self._building = False
+
+    def _build_eagerly(self, step: Callable[[Any, bool], Any], iterator: Any) -> None:
+        """Create the variables under the strategy by running ``step`` once, eagerly, in every
+        replica, on a placeholder batch; then undo what that step changed.
+
+        Not in a trace: a mirrored variable's copies are initialised from its first copy, which
+        TensorFlow cannot lift out of a function. In replica context: Keras metrics are
+        sync-on-read variables that cannot be updated in cross-replica context. A Keras
+        optimizer ``train_op`` is built (``optimizer.build``), not applied, and the global
+        step is not counted.
+        """
+        element = placeholder_element(iterator.element_spec)
+        before = [(v, tf.identity(v.read_value())) for v in self.store.checkpointed.values()]
+        self.store.creations = []
+        self._building = True
+        tf_logger = logging.getLogger("tensorflow")
+        level = tf_logger.level
+        # Its warning that eager strategy.run is slow is about training loops, not this one call.
+        tf_logger.setLevel(logging.ERROR)
+        try:
+            with self._strategy.scope(), tf.summary.record_if(False):
+                self._strategy.run(self._in_replica(step, True), args=(element,))
+        finally:
+            tf_logger.setLevel(level)
+            self._building = False
+            created, self.store.creations = self.store.creations, None
+        for variable, value in before + created:
+            variable.assign(value)
 
     def train(self, iterator: Any, num_steps: int, infinite: bool = False) -> LoopResult:
         self.prepare(ModeKeys.TRAIN, iterator, infinite)
@@ -310,9 +371,16 @@ class FunctionBackend(ModelFnBackend):
                     with tf.GradientTape() as tape:
                         spec = self._model_fn(features, labels, ModeKeys.TRAIN)
                     # Inside the store's scope: optimizers create their slots on first apply.
-                    _apply_train_op(spec, tape, call.trainable_variables(), self._loss_scaling)
+                    _apply_train_op(
+                        spec,
+                        tape,
+                        call.trainable_variables(),
+                        self._loss_scaling,
+                        build_only=self._building and self._strategy is not None,
+                    )
                 self._remember(ModeKeys.TRAIN, spec, first_call)
-            self.global_step.assign_add(1)
+            if not self._building:
+                self.global_step.assign_add(1)
             return _step_values(spec)
 
     def _record_loss(self, values: dict[str, Any]) -> dict[str, Any]:
@@ -326,7 +394,16 @@ class FunctionBackend(ModelFnBackend):
         with self.store.model_fn_call(ModeKeys.EVAL, self._may_create(first_call)):
             spec = self._model_fn(features, labels, ModeKeys.EVAL)
         self._remember(ModeKeys.EVAL, spec, first_call)
-        self._eval_loss.update_state(tf.cast(spec.loss, tf.float32))
+        loss = tf.cast(spec.loss, tf.float32)
+        if self._strategy is None:
+            self._eval_loss.update_state(loss)
+        else:
+            # At the end of the input some replicas get an empty batch (a NaN mean loss);
+            # the mean of batch losses leaves them out.
+            has_data = _batch_size(tf.nest.flatten(features)) > 0
+            self._eval_loss.update_state(
+                tf.where(has_data, loss, 0.0), sample_weight=tf.cast(has_data, tf.float32)
+            )
         return _step_values(spec)
 
     def _predict_step(self, element: Any, first_call: bool) -> Any:
@@ -335,6 +412,46 @@ class FunctionBackend(ModelFnBackend):
             spec = self._model_fn(features, None, ModeKeys.PREDICT)
         self._remember(ModeKeys.PREDICT, spec, first_call)
         return spec.predictions
+
+    # -- distribution -----------------------------------------------------------------------
+
+    def _scope(self) -> Any:
+        return self._strategy.scope() if self._strategy is not None else _Both()
+
+    def _in_replica(self, step: Callable[[Any, bool], Any], first_call: bool):
+        """``step`` as a replica function: the global step is thread-local and a strategy runs
+        each replica in a thread of its own."""
+
+        def replica_fn(element: Any) -> Any:
+            with global_step_scope(self.global_step):
+                return _after_input(step, element, first_call)
+
+        return replica_fn
+
+    def _distributed(self, step: Callable[[Any, bool], dict[str, Any]]):
+        """``step`` run in every replica on its batch, its values reduced across replicas."""
+        strategy = self._strategy
+
+        def run(element: Any, first_call: bool) -> dict[str, Any]:
+            def replica_fn(element: Any) -> dict[str, Any]:
+                values = dict(self._in_replica(step, first_call)(element))
+                has_data = _batch_size(tf.nest.flatten(split_element(element)[0])) > 0
+                loss = tf.where(has_data, tf.cast(values.pop("loss"), tf.float32), 0.0)
+                # One all-reduce for both: (loss, 1) from a replica with data, else (0, 0).
+                values[_LOSS_AND_COUNT] = tf.stack([loss, tf.cast(has_data, tf.float32)])
+                return values
+
+            per_replica = strategy.run(replica_fn, args=(element,))
+            total, count = tf.unstack(
+                strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica[_LOSS_AND_COUNT], axis=None)
+            )
+            values = {"loss": total / tf.maximum(count, 1.0)}
+            for name, value in per_replica.items():
+                if name != _LOSS_AND_COUNT:
+                    values[name] = _local_concat(strategy, value)
+            return values
+
+        return run
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -361,10 +478,10 @@ class FunctionBackend(ModelFnBackend):
 
 
 class _Both:
-    """Enter two context managers as one (keeps the step function's nesting flat)."""
+    """Enter context managers as one (keeps the step function's nesting flat)."""
 
-    def __init__(self, first: Any, second: Any) -> None:
-        self._managers = (first, second)
+    def __init__(self, *managers: Any) -> None:
+        self._managers = managers
 
     def __enter__(self) -> None:
         for manager in self._managers:
@@ -385,6 +502,14 @@ def _after_input(step: Callable[[Any, bool], dict[str, Any]], element: Any, firs
         return step(element, first_call)
 
 
+def _local_concat(strategy: tf.distribute.Strategy, value: Any) -> Any:
+    """This worker's replicas' values of a prediction, concatenated along the batch."""
+    parts = strategy.experimental_local_results(value)
+    if len(parts) == 1 or parts[0].shape.rank == 0:
+        return parts[0]
+    return tf.concat(parts, axis=0)
+
+
 def _relaxed_shapes(values: dict[str, Any]) -> dict[str, tf.TensorShape]:
     """Loop-variable shapes with the batch dimension free (the last batch may be smaller)."""
     return {
@@ -403,14 +528,35 @@ def _xla(step: Callable[[Any, bool], Any]) -> Callable[[Any, bool], Any]:
 
 
 def _apply_train_op(
-    spec: EstimatorSpec, tape: tf.GradientTape, variables: list[tf.Variable], loss_scaling: bool
+    spec: EstimatorSpec,
+    tape: tf.GradientTape,
+    variables: list[tf.Variable],
+    loss_scaling: bool,
+    build_only: bool = False,
 ) -> None:
+    """Apply ``spec.train_op``; ``build_only``: create a Keras optimizer's variables instead."""
     train_op = spec.train_op
-    if isinstance(train_op, keras.optimizers.Optimizer):
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    optimizer = isinstance(train_op, keras.optimizers.Optimizer)
+    if not optimizer and train_op is not None and replicas > 1:
+        raise ValueError(
+            "under a distribution strategy EstimatorSpec.train_op must be a Keras optimizer "
+            "(a callable train_op cannot be told how gradients are summed across replicas)"
+        )
+    if optimizer:
         if loss_scaling and not isinstance(train_op, keras.optimizers.LossScaleOptimizer):
             # float16 gradients underflow without it; the wrapper unscales before applying.
             train_op = keras.optimizers.LossScaleOptimizer(train_op)
+        if build_only:
+            train_op.build(variables)
+            return
         scale = train_op.scale_loss(tf.ones([], spec.loss.dtype)) if loss_scaling else None
+        if replicas > 1:
+            # The optimizer sums the replicas' gradients: each replica contributes its share
+            # of the mean over the global batch.
+            share = tf.constant(1.0 / replicas, spec.loss.dtype)
+            scale = share if scale is None else scale * share
         gradients = tape.gradient(spec.loss, variables, output_gradients=scale)
         pairs = [(g, v) for g, v in zip(gradients, variables, strict=True) if g is not None]
         if not pairs:

@@ -72,13 +72,18 @@ class ModelFn:
 
 
 def call_input_fn(
-    input_fn: Callable[..., Any], mode: str, params: dict, config: Any
+    input_fn: Callable[..., Any],
+    mode: str,
+    params: dict,
+    config: Any,
+    input_context: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
-    """Call input_fn with the arguments it declares (``mode``, ``params``, ``config``)."""
+    """Call input_fn with the arguments it declares (``mode``, ``params``, ``config``,
+    ``input_context``: None without a distribution strategy)."""
     if not callable(input_fn):
         raise TypeError(f"input_fn must be callable, got {type(input_fn).__name__}")
     args = declared_args(input_fn)
-    available = {"mode": mode, "params": params, "config": config}
+    available = {"mode": mode, "params": params, "config": config, "input_context": input_context}
     kwargs = {name: value for name, value in available.items() if "*" in args or name in args}
     dataset = input_fn(**kwargs)
     if not isinstance(dataset, tf.data.Dataset):

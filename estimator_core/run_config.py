@@ -9,6 +9,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from estimator_core.distribute import ClusterInfo, cluster_info_from_env
+
 logger = logging.getLogger(__name__)
 
 _USE_DEFAULT = object()
@@ -57,6 +59,37 @@ class RunConfig:
 
     ``session_config`` maps a TF1 ``ConfigProto``'s fields (or a dict of them) to TF2's process-wide
     settings: see :func:`apply_session_config`.
+
+    Distribution:
+
+    * ``train_distribute``: a ``tf.distribute.Strategy`` (``MirroredStrategy`` for the local
+      GPUs or logical CPUs, or ``MultiWorkerMirroredStrategy``) that ``train()`` runs each step
+      under, one replica per device, gradients summed across replicas by all-reduce.
+      **Batch semantics (tf.estimator's):** the input_fn's Dataset yields *per-replica* batches.
+      Each step gives one batch to every replica, so a step consumes ``num_replicas_in_sync``
+      batches and the global batch is ``batch_size * num_replicas_in_sync``. Each replica's loss
+      (model_fn's ``loss``, a mean over its batch) is divided by ``num_replicas_in_sync`` before
+      its gradients are taken, so the summed gradient is the gradient of the mean loss over the
+      global batch: N replicas on batches of B train as one device on batches of N*B. The loss
+      reported (hooks, logs, summaries) is the mean of the replicas' losses. The input is not
+      sharded: an input_fn declaring ``input_context`` gets a ``tf.distribute.InputContext``
+      to shard or size its data with. A callable ``train_op`` is not supported under a strategy
+      (give a Keras optimizer).
+    * ``eval_distribute``: None or the same strategy object as ``train_distribute``.
+      ``evaluate()`` runs under the training strategy in both cases (the variables, metrics
+      included, live under one strategy; tf.estimator rebuilt its graph and accepted any),
+      batches again per replica; metrics stream over all batches, so results do not depend on
+      the number of replicas. ``predict()`` and ``export_saved_model()`` run on one device.
+    * ``TF_CONFIG`` (read when the RunConfig is built): with a ``cluster`` of ``chief`` /
+      ``worker`` tasks and no ``train_distribute``, chief and workers train with
+      ``MultiWorkerMirroredStrategy`` (created when the Estimator is built, which must happen
+      before TensorFlow runs any op in the process). Only the chief writes checkpoints and
+      summaries to model_dir; the other workers write theirs to a temporary directory that is
+      deleted with the Estimator. A task of type ``evaluator`` does not train:
+      ``train_and_evaluate`` there evaluates each new checkpoint. ``ps`` tasks are not
+      supported. The task's place is exposed as ``cluster_spec``, ``task_type``, ``task_id``,
+      ``is_chief``, ``num_worker_replicas``, ``num_ps_replicas`` and ``global_id_in_cluster``
+      (see :class:`~estimator_core.distribute.ClusterInfo`).
     """
 
     model_dir: str | None
@@ -127,6 +160,48 @@ class RunConfig:
         _validate(values)
         for name, value in values.items():
             object.__setattr__(self, name, value)
+        object.__setattr__(self, "_cluster", cluster_info_from_env())
+
+    @property
+    def cluster(self) -> ClusterInfo:
+        """This process's place in the ``TF_CONFIG`` cluster (a local run without one)."""
+        return self._cluster  # type: ignore[attr-defined]
+
+    @property
+    def cluster_spec(self) -> tf.train.ClusterSpec:
+        """The ``TF_CONFIG`` cluster (empty for a local run)."""
+        return self.cluster.cluster_spec
+
+    @property
+    def task_type(self) -> str:
+        """``chief``, ``worker`` or ``evaluator`` (``worker`` for a local run)."""
+        return self.cluster.task_type
+
+    @property
+    def task_id(self) -> int:
+        """The task's index among the tasks of its type (0 for a local run)."""
+        return self.cluster.task_id
+
+    @property
+    def is_chief(self) -> bool:
+        """True for the task that writes checkpoints and summaries (True for a local run)."""
+        return self.cluster.is_chief
+
+    @property
+    def num_worker_replicas(self) -> int:
+        """Training tasks (chief and workers) in the cluster: 1 for a local run, 0 for an
+        evaluator."""
+        return self.cluster.num_worker_replicas
+
+    @property
+    def num_ps_replicas(self) -> int:
+        """``ps`` tasks in the cluster (always 0 in a supported configuration)."""
+        return self.cluster.num_ps_replicas
+
+    @property
+    def global_id_in_cluster(self) -> int | None:
+        """0 for the chief, then the workers in order; None for an evaluator."""
+        return self.cluster.global_id_in_cluster
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with ``changes`` applied; the same validation rules hold for the result."""
@@ -170,10 +245,20 @@ def _validate(values: dict[str, Any]) -> None:
             f"got {values['mixed_precision']!r}"
         )
     for name in ("train_distribute", "eval_distribute"):
-        if values[name] is not None:
-            raise NotImplementedError(
-                f"RunConfig: {name} (tf.distribute strategies) is not supported yet"
+        if values[name] is not None and not isinstance(values[name], tf.distribute.Strategy):
+            raise TypeError(
+                f"RunConfig: {name} must be a tf.distribute.Strategy or None, "
+                f"got {type(values[name]).__name__}"
             )
+    if (
+        values["eval_distribute"] is not None
+        and values["eval_distribute"] is not (values["train_distribute"])
+    ):
+        raise ValueError(
+            "RunConfig: eval_distribute must be None or the same strategy object as "
+            "train_distribute (the Estimator's variables live under one strategy, and "
+            "evaluate() runs under the training strategy either way)"
+        )
 
 
 def session_config_to_dict(session_config: Any) -> dict[str, Any]:

@@ -15,6 +15,11 @@ Training continues one input pipeline across rounds (the same input_fn object) a
 evaluations read the weights in memory, which equal the checkpoint just saved: nothing is
 rebuilt, reloaded or retraced between rounds. Killed and started again with the same
 arguments, it resumes from the latest checkpoint and ends at the same max_steps.
+
+In a ``TF_CONFIG`` cluster (see :class:`~estimator_core.RunConfig`) the roles split as in
+tf.estimator: chief and workers only train, together, to max_steps (evaluations would make
+them wait for each other); the ``evaluator`` task only evaluates, each checkpoint the chief
+writes, as it appears.
 """
 
 from __future__ import annotations
@@ -26,7 +31,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+import tensorflow as tf
+
 from estimator_core import hooks as hooks_lib
+from estimator_core.checkpoints import checkpoint_step
+from estimator_core.distribute import EVALUATOR
 from estimator_core.eval_history import read_eval_history
 from estimator_core.exporters import Exporter
 
@@ -115,10 +124,29 @@ def train_and_evaluate(
     ``eval_spec`` may be a list of EvalSpecs with distinct names: every round evaluates each one
     that is due, and the final evaluation runs them all. Returns a
     :class:`TrainAndEvaluateResult`.
+
+    In a multi-worker ``TF_CONFIG`` cluster, a chief or worker task trains to
+    ``train_spec.max_steps`` and evaluates nothing (its results are None, its exports empty);
+    an ``evaluator`` task runs :func:`run_evaluator`.
     """
     single = isinstance(eval_spec, EvalSpec)
     specs = [eval_spec] if single else list(eval_spec)
     _check_specs(train_spec, specs)
+    cluster = estimator.config.cluster
+    if cluster.task_type == EVALUATOR:
+        return run_evaluator(estimator, train_spec, eval_spec)
+    if cluster.is_multi_worker:
+        estimator.train(
+            train_spec.input_fn,
+            hooks=train_spec.hooks,
+            max_steps=train_spec.max_steps,
+            saving_listeners=train_spec.saving_listeners,
+        )
+        if single:
+            return TrainAndEvaluateResult(None, [])
+        return TrainAndEvaluateResult(
+            {spec.name: None for spec in specs}, {spec.name: [] for spec in specs}
+        )
     state = {spec.name: _EvalState(spec, estimator) for spec in specs}
     resumed_at = _checkpoint_step(estimator)
     for eval_state in state.values():  # a run killed between its save and its evaluation
@@ -184,7 +212,7 @@ class _EvalState:
             return step // self.spec.every_n_steps > last // self.spec.every_n_steps
         return time.monotonic() - self.last_time >= self.spec.throttle_secs
 
-    def evaluate(self, step: int, final: bool) -> None:
+    def evaluate(self, step: int, final: bool, checkpoint_path: str | None = None) -> None:
         if self.last_step == step and not final:
             return
         if self.last_step != step or self.last_result is None:
@@ -193,14 +221,65 @@ class _EvalState:
                 steps=self.spec.steps,
                 hooks=self.spec.hooks,
                 name=self.spec.name,
+                checkpoint_path=checkpoint_path,
             )
         self.last_step, self.last_time = step, time.monotonic()
-        checkpoint = self.estimator.latest_checkpoint()
+        checkpoint = checkpoint_path or self.estimator.latest_checkpoint()
         for exporter in self.spec.exporters:
             base = os.path.join(self.estimator.model_dir, "export", exporter.name)
             path = exporter.export(self.estimator, base, checkpoint, self.last_result, final)
             if path is not None:
                 self.exports.append(path)
+
+
+def run_evaluator(
+    estimator: Any,
+    train_spec: TrainSpec,
+    eval_spec: EvalSpec | Sequence[EvalSpec],
+    timeout_secs: float | None = None,
+) -> TrainAndEvaluateResult:
+    """The ``evaluator`` task: evaluate each new checkpoint in model_dir until max_steps.
+
+    Waits ``start_delay_secs`` (the smallest of the specs'), then follows model_dir with
+    ``tf.train.checkpoints_iterator`` (a check every second): each new latest checkpoint is
+    evaluated by every EvalSpec, its exporters run, at most once per ``throttle_secs`` (the
+    smallest of the specs'; checkpoints written meanwhile are skipped for the latest). A step
+    already in an EvalSpec's eval history is not evaluated again, so a restarted evaluator
+    goes on where it stopped. Ends after evaluating a checkpoint at or past
+    ``train_spec.max_steps`` (its exporters get ``is_the_final_export=True``), or after
+    ``timeout_secs`` without a new checkpoint (None: waits for ever, as tf.estimator did, so
+    give max_steps). A checkpoint deleted before it was read (``keep_checkpoint_max``) is
+    logged and skipped. Returns the last results and exports, as :func:`train_and_evaluate`.
+    """
+    single = isinstance(eval_spec, EvalSpec)
+    specs = [eval_spec] if single else list(eval_spec)
+    _check_specs(train_spec, specs)
+    state = {spec.name: _EvalState(spec, estimator) for spec in specs}
+    time.sleep(min(spec.start_delay_secs for spec in specs))
+    throttle = min(spec.throttle_secs for spec in specs)
+    max_steps = train_spec.max_steps
+    for path in tf.train.checkpoints_iterator(
+        estimator.model_dir, min_interval_secs=throttle, timeout=timeout_secs
+    ):
+        step = checkpoint_step(path)
+        final = max_steps is not None and step >= max_steps
+        for eval_state in state.values():
+            try:
+                eval_state.evaluate(step, final=final, checkpoint_path=path)
+            except ValueError as err:
+                if tf.io.gfile.exists(path + ".index"):
+                    raise
+                logger.warning("Checkpoint %s disappeared before evaluation: %s", path, err)
+                break
+        if final:
+            break
+    if single:
+        only = state[specs[0].name]
+        return TrainAndEvaluateResult(only.last_result, only.exports)
+    return TrainAndEvaluateResult(
+        {name: s.last_result for name, s in state.items()},
+        {name: s.exports for name, s in state.items()},
+    )
 
 
 class _DeadlineHook(hooks_lib.SessionRunHook):

@@ -66,6 +66,9 @@ class VariableStore:
         self._pending_shapes: dict[str, list[int]] = {}
         self._source: KeyMap = _same_key
         self.refused_creation: str | None = None
+        # While a list: each new checkpointed variable and its value at creation, so an eager
+        # build pass that ran model_fn for real can put them back.
+        self.creations: list[tuple[tf.Variable, tf.Tensor]] | None = None
         # Per thread: a tf.distribute strategy calls model_fn in one thread per replica.
         self._calls = threading.local()
 
@@ -119,6 +122,8 @@ class VariableStore:
         self.variables[store_key] = variable
         if not local:
             self.checkpointed[key] = variable
+            if self.creations is not None:
+                self.creations.append((variable, tf.identity(variable.read_value())))
         state.used.append(variable)
         return variable
 
