@@ -155,12 +155,16 @@ class TrackingParams(_Strict):
     ``tracking_uri`` None: ``$MLFLOW_TRACKING_URI`` when set, else ``sqlite:///mlflow.db`` in
     the working directory; a sqlite store keeps artifacts in ``mlartifacts/`` beside it. ``checkpoints_to_log`` None logs
     every round's checkpoint as it is written; k logs the latest k at the end of training.
+    ``outbox_dir``: where records wait, in order, while the server is unreachable.
     """
 
     tracking_uri: str | None = None
     experiment: str = "estimator-pipelines"
     run_name: str | None = None
     checkpoints_to_log: int | None = Field(None, ge=0)
+    outbox_dir: str = Field(
+        "mlflow-outbox", description="local disk where records wait while MLflow is unreachable"
+    )
 
 
 class PipelineParams(_Strict):

@@ -169,6 +169,7 @@ def _record_outputs(params: TrainingParams, tracking_params: TrackingParams, run
     tracking.log_directory_task(
         tracking_params, run_id, params.model_dir, "tensorboard", match="tfevents"
     )
+    tracking.deliver_task(tracking_params, run_id)  # fails clearly if MLflow stayed away
 
 
 @flow(name="train-and-evaluate")

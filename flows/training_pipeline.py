@@ -15,6 +15,7 @@ With ``stages="in-process"`` (the embedded default) the stages are subflows of t
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -67,7 +68,9 @@ def training_pipeline(params: PipelineParams | None = None) -> dict[str, Any]:
             )
             result = {}
     except BaseException:
-        tracking.finish_tracking(params.tracking, run_id, "FAILED")
+        # The stage's error is the one to report; an undelivered FAILED mark stays queued.
+        with contextlib.suppress(tracking.TrackingUndeliveredError):
+            tracking.finish_tracking(params.tracking, run_id, "FAILED")
         raise
     tracking.finish_tracking(params.tracking, run_id)
     get_run_logger().info("MLflow run %s: %s", run_id, tracking.run_url(params.tracking, run_id))

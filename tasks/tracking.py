@@ -2,11 +2,16 @@
 
 Every call names its MLflow run by id (``MlflowClient``), never through MLflow's thread-local
 "active run", so tasks are safe on any thread or worker and on retry. Metrics go in batches
-(``log_batch``): one call per round, whatever the number of eval sets and metrics.
+(``log_batch``): one call per round, whatever the number of eval sets and metrics. Records go
+through a durable outbox (``tasks/outbox.py``): while the server is unreachable they wait on
+local disk, in order, and are delivered when it is back; ``python -m tasks.tracking deliver``
+delivers what a finished process left behind.
 """
 
 from __future__ import annotations
 
+import argparse
+import logging
 import os
 import subprocess
 import time
@@ -16,14 +21,30 @@ from typing import Any
 
 import mlflow
 import numpy as np
-from mlflow.entities import DatasetInput, InputTag, Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 
 from estimator_core.data import read_manifest
-from flows.params import ExportParams, TrackingParams
+from flows.params import ExportParams, TrackingParams, absolute_location
+from tasks.outbox import Outbox, is_outage
+
+# MLflow's client retries an unreachable server for minutes by default (7 retries, backoff
+# factor 2, 120 s timeout); the outbox makes waiting pointless, so fail over quickly unless
+# the environment says otherwise.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
+
+def _logger() -> Any:
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("tasks.tracking")
+
 
 FLOW_RUN_TAG = "prefect.flow_run_id"
 MAX_PARAM_LENGTH = 6000
@@ -89,6 +110,7 @@ def start_or_resume_run(
     )
     if found:
         run_id = found[0].info.run_id
+        deliver(settings, run_id, required=False)  # what an earlier attempt left waiting
         if found[0].info.status != "RUNNING":
             client.update_run(run_id, status="RUNNING")
         return run_id
@@ -120,25 +142,33 @@ def _safe_key(key: str) -> str:
     return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in key)
 
 
+def _send(settings: TrackingParams, run_id: str, record: dict[str, Any]) -> None:
+    outbox = Outbox(absolute_location(settings.outbox_dir), run_id)
+    if not outbox.send(client_for(settings), record):
+        _logger().warning(
+            "MLflow at %s is unreachable: record kept in %s, delivered when it is back",
+            tracking_uri(settings),
+            outbox.dir,
+        )
+
+
 def log_params(settings: TrackingParams, run_id: str, params: Mapping[str, Any]) -> None:
     """Log ``params`` flattened; keys already logged (by an earlier attempt) are skipped."""
-    client = client_for(settings)
-    logged = client.get_run(run_id).data.params
-    fresh = [Param(k, v) for k, v in flatten(params).items() if k not in logged]
-    for start in range(0, len(fresh), 100):  # the store's batch limit
-        client.log_batch(run_id, params=fresh[start : start + 100])
+    _send(settings, run_id, {"op": "batch", "params": flatten(params)})
 
 
 def log_metrics(
     settings: TrackingParams, run_id: str, records: Iterable[tuple[str, float, int]]
 ) -> int:
-    """Log ``(key, value, step)`` records in batches of up to 1,000; returns how many."""
+    """Log ``(key, value, step)`` records in one batch record; returns how many."""
     now = int(time.time() * 1000)
-    metrics = [Metric(key, float(value), now, int(step)) for key, value, step in records]
-    client = client_for(settings)
-    for start in range(0, len(metrics), 1000):
-        client.log_batch(run_id, metrics=metrics[start : start + 1000])
+    metrics = [(key, float(value), now, int(step)) for key, value, step in records]
+    _send(settings, run_id, {"op": "batch", "metrics": metrics})
     return len(metrics)
+
+
+def _log_file(settings: TrackingParams, run_id: str, path: str, artifact_path: str) -> None:
+    _send(settings, run_id, {"op": "artifact", "path": path, "artifact_path": artifact_path})
 
 
 def log_directory(
@@ -150,25 +180,23 @@ def log_directory(
 ) -> int:
     """Log the files under ``directory`` (those whose name contains ``match``, if given) under
     ``artifact_path``, keeping their relative folders; returns how many."""
-    client = client_for(settings)
     count = 0
     for root, _dirs, files in os.walk(directory):
         relative = os.path.relpath(root, directory)
         target = artifact_path if relative == "." else f"{artifact_path}/{relative}"
         for name in sorted(files):
             if match is None or match in name:
-                client.log_artifact(run_id, os.path.join(root, name), target)
+                _log_file(settings, run_id, os.path.join(root, name), target)
                 count += 1
     return count
 
 
 def log_checkpoint(settings: TrackingParams, run_id: str, model_dir: str, step: int) -> int:
     """Log the files of checkpoint ``model.ckpt-<step>`` under ``checkpoints/``."""
-    client = client_for(settings)
     prefix = f"model.ckpt-{step}."
     files = sorted(n for n in os.listdir(model_dir) if n.startswith(prefix))
     for name in files:
-        client.log_artifact(run_id, os.path.join(model_dir, name), "checkpoints")
+        _log_file(settings, run_id, os.path.join(model_dir, name), "checkpoints")
     return len(files)
 
 
@@ -191,35 +219,41 @@ def log_dataset(
 ) -> None:
     """Record the splits as run inputs (``contexts``: split → "training"/"evaluation"), with
     the manifest's fingerprint as digest, and log the schema, stats and manifest under ``data/``."""
-    from mlflow.data.meta_dataset import MetaDataset
-
-    client = client_for(settings)
-    manifest = read_manifest(data_dir)
-    inputs = []
-    for split, context in contexts.items():
-        dataset = MetaDataset(
-            _dataset_source(os.path.join(data_dir, split)),
-            name=f"{os.path.basename(data_dir.rstrip('/'))}/{split}",
-            digest=manifest["fingerprint"][:32],
-        )
-        inputs.append(
-            DatasetInput(
-                dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)]
-            )
-        )
-    client.log_inputs(run_id, datasets=inputs)
+    digest = read_manifest(data_dir)["fingerprint"][:32]
+    datasets = [
+        {
+            "uri": os.path.join(data_dir, split),
+            "name": f"{os.path.basename(data_dir.rstrip('/'))}/{split}",
+            "digest": digest,
+            "context": context,
+        }
+        for split, context in contexts.items()
+    ]
+    _send(settings, run_id, {"op": "inputs", "datasets": datasets})
     for name in ("schema.json", "stats.json", "manifest.json"):
         path = os.path.join(data_dir, name)
         if os.path.exists(path):
-            client.log_artifact(run_id, path, "data")
+            _log_file(settings, run_id, path, "data")
 
 
-def _dataset_source(uri: str) -> Any:
-    from mlflow.data.dataset_source_registry import resolve_dataset_source
+class TrackingUndeliveredError(RuntimeError):
+    """Records of a run are still waiting in the outbox: the tracking server stayed away."""
 
-    with warnings.catch_warnings():  # "can be interpreted in multiple ways": any will do
-        warnings.simplefilter("ignore")
-        return resolve_dataset_source(uri)
+
+def deliver(settings: TrackingParams, run_id: str, required: bool = True) -> int:
+    """Send the run's waiting records, in order; returns how many still wait. With
+    ``required``, records still waiting raise :class:`TrackingUndeliveredError` naming the
+    outbox and the command that delivers them later (nothing is lost: they stay on disk)."""
+    outbox = Outbox(absolute_location(settings.outbox_dir), run_id)
+    waiting = outbox.deliver(client_for(settings)) if outbox.pending() else 0
+    if waiting and required:
+        raise TrackingUndeliveredError(
+            f"MLflow at {tracking_uri(settings)} stayed unreachable: {waiting} record(s) of run "
+            f"{run_id} are kept in {outbox.dir}. Deliver them when it is back with: python -m "
+            f"tasks.tracking deliver --tracking-uri {tracking_uri(settings)} --outbox "
+            f"{absolute_location(settings.outbox_dir)} --run-id {run_id}"
+        )
+    return waiting
 
 
 def register_saved_model(
@@ -299,13 +333,21 @@ def _champion_value(client: MlflowClient, name: str, alias: str, key: str) -> fl
 
 
 def finish_run(settings: TrackingParams, run_id: str, status: str = "FINISHED") -> None:
-    client_for(settings).set_terminated(run_id, status=status)
+    """End the run with ``status``; raises :class:`TrackingUndeliveredError` when records
+    (this one included) could not be delivered."""
+    _send(settings, run_id, {"op": "terminate", "status": status})
+    deliver(settings, run_id)
 
 
 def run_url(settings: TrackingParams, run_id: str) -> str:
     """Where to see the run: the tracking server's UI page, or the command that opens one."""
     uri = tracking_uri(settings)
-    experiment_id = client_for(settings).get_run(run_id).info.experiment_id
+    try:
+        experiment_id = client_for(settings).get_run(run_id).info.experiment_id
+    except MlflowException as err:
+        if not is_outage(err):
+            raise
+        return f"{uri} (run {run_id})"
     page = f"#/experiments/{experiment_id}/runs/{run_id}"
     if uri.startswith("http"):
         return f"{uri.rstrip('/')}/{page}"
@@ -319,7 +361,8 @@ log_round_task = task(name="log-round", retries=2, cache_policy=NO_CACHE)(log_ro
 log_checkpoint_task = task(name="log-checkpoint", retries=2, cache_policy=NO_CACHE)(log_checkpoint)
 log_directory_task = task(name="log-artifacts", retries=2, cache_policy=NO_CACHE)(log_directory)
 log_dataset_task = task(name="log-dataset", retries=2, cache_policy=NO_CACHE)(log_dataset)
-finish_tracking = task(name="finish-tracking", retries=2, cache_policy=NO_CACHE)(finish_run)
+finish_tracking = task(name="finish-tracking", cache_policy=NO_CACHE)(finish_run)
+deliver_task = task(name="deliver-tracking", cache_policy=NO_CACHE)(deliver)
 
 
 @task(name="register-model", retries=1, cache_policy=NO_CACHE)
@@ -343,3 +386,26 @@ def register_model(
             result["champion_value"],
         )
     return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tasks.tracking deliver``: send what an outbox holds."""
+    parser = argparse.ArgumentParser(description="Deliver the MLflow records an outbox holds.")
+    parser.add_argument("command", choices=["deliver"])
+    parser.add_argument("--tracking-uri", required=True)
+    parser.add_argument("--outbox", required=True, help="the outbox root (tracking.outbox_dir)")
+    parser.add_argument("--run-id", help="one run (default: every run in the outbox)")
+    args = parser.parse_args(argv)
+    settings = TrackingParams(tracking_uri=args.tracking_uri, outbox_dir=args.outbox)
+    runs = [args.run_id] if args.run_id else sorted(os.listdir(args.outbox))
+    for run_id in runs:
+        waiting = deliver(settings, run_id, required=False)
+        print(
+            f"run {run_id}: " + (f"{waiting} record(s) still waiting" if waiting else "delivered")
+        )
+    if any(Outbox(args.outbox, run_id).pending() for run_id in runs):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""The tracking server goes away mid-run: training goes on, records wait on disk in order and
+are delivered when it is back. A real `mlflow server`, stopped and started again."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.slow
+MLFLOW = os.path.join(os.path.dirname(sys.executable), "mlflow")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`mlflow server` on 127.0.0.1 with a sqlite store and served artifacts under ``root``."""
+
+    def __init__(self, root, port):
+        self.root, self.port, self.process = root, port, None
+        self.uri = f"http://127.0.0.1:{port}"
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [
+                MLFLOW,
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{self.root}/server.db",
+                "--artifacts-destination",
+                f"{self.root}/server-artifacts",
+            ],
+            cwd=self.root,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError("mlflow server did not start in 60 s")
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def server(tmp_path):
+    server = Server(tmp_path, free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_records_wait_out_an_outage_and_arrive_complete(prefect_api, server, tmp_path):
+    from estimator_core.data import write_dataset
+    from examples.digits import load_digits_arrays
+    from flows.params import TrackingParams, TrainingParams
+    from flows.train_and_evaluate import train_and_evaluate
+    from tasks import tracking
+
+    x, y, _, _ = load_digits_arrays()
+    write_dataset(
+        {"pixels": x, "digit": y},
+        tmp_path / "data",
+        label="digit",
+        splits={"train": 0.8, "eval": 0.2},
+    )
+    settings = TrackingParams(
+        tracking_uri=server.uri, experiment="outage", outbox_dir=str(tmp_path / "outbox")
+    )
+    run_id = tracking.start_or_resume_run(settings, "flow-run-outage")
+    server.stop()  # from here on, nothing reaches MLflow
+
+    params = TrainingParams(
+        data_dir=str(tmp_path / "data"),
+        model_dir=str(tmp_path / "model"),
+        model={"params": {"feature": "pixels"}},
+        round_steps=20,
+        max_steps=40,
+        run_config={"iterations_per_loop": 10, "log_step_count_steps": 10},
+        eval_sets=[{"name": "heldout", "split": "eval"}],
+    )
+    with pytest.raises(tracking.TrackingUndeliveredError, match="python -m tasks.tracking deliver"):
+        train_and_evaluate(params, settings, run_id)
+    assert os.path.exists(tmp_path / "model" / "model.ckpt-40.index"), "training did not go on"
+    waiting = sorted(os.listdir(tmp_path / "outbox" / run_id))
+    assert len([n for n in waiting if n.endswith(".json")]) >= 8
+
+    server.start()
+    delivered = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tasks.tracking",
+            "deliver",
+            "--tracking-uri",
+            server.uri,
+            "--outbox",
+            str(tmp_path / "outbox"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert delivered.returncode == 0, delivered.stdout + delivered.stderr
+    assert not os.path.exists(tmp_path / "outbox" / run_id)
+
+    client = MlflowClient(server.uri)
+    run = client.get_run(run_id)
+    assert run.data.params["rounds.max_steps"] == "40"
+    assert [m.step for m in client.get_metric_history(run_id, "heldout/loss")] == [20, 40]
+    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [10, 20, 30, 40]
+    checkpoints = {a.path for a in client.list_artifacts(run_id, "checkpoints")}
+    assert "checkpoints/model.ckpt-40.index" in checkpoints
+    assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["data/train", "data/eval"]
