@@ -28,7 +28,13 @@ from estimator_core.hooks import (
 from estimator_core.mode_keys import ModeKeys
 from estimator_core.run_config import RunConfig
 from estimator_core.spec import EstimatorSpec
-from estimator_core.training import EvalSpec, TrainAndEvaluateResult, TrainSpec, train_and_evaluate
+from estimator_core.training import (
+    EvalSpec,
+    TrainAndEvaluateResult,
+    TrainSpec,
+    run_evaluator,
+    train_and_evaluate,
+)
 from estimator_core.training_util import get_global_step
 from estimator_core.variables import VariableMismatchError
 
@@ -63,5 +69,6 @@ __all__ = [
     "feature_column",
     "get_global_step",
     "metrics",
+    "run_evaluator",
     "train_and_evaluate",
 ]
