@@ -45,10 +45,21 @@ def configure_devices() -> None:
             tf.config.experimental.set_memory_growth(gpu, True)
 
 
+def local_strategy() -> tf.distribute.Strategy | None:
+    """All local GPUs through MirroredStrategy when there are several; else None (one device).
+
+    input_fn's batch is per replica (tf.estimator's rule), so N GPUs train on N x batch_size."""
+    if len(tf.config.list_physical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return None
+
+
 def run_config(params: TrainingParams) -> est.RunConfig:
-    """The RunConfig of ``params``: a checkpoint at the end of every round, not in between."""
+    """The RunConfig of ``params``: a checkpoint at the end of every round, not in between,
+    and every local GPU in use (:func:`local_strategy`)."""
     settings = params.run_config
     return est.RunConfig(
+        train_distribute=local_strategy(),
         model_dir=params.model_dir,
         tf_random_seed=settings.tf_random_seed,
         save_summary_steps=settings.save_summary_steps,
@@ -72,7 +83,7 @@ def session(params: TrainingParams) -> _Session:
     with _SESSIONS_LOCK:
         live = _SESSIONS.get(key)
         if live is None:
-            configure_devices()
+            configure_devices()  # before run_config(): GPUs must not be initialised yet
             estimator = est.Estimator(
                 load_model_fn(params.model.model_fn),
                 config=run_config(params),
