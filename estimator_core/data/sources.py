@@ -14,6 +14,7 @@ import io
 import itertools
 import math
 import os
+import zipfile
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -81,8 +82,13 @@ def open_source(source: Any) -> Source:
         if lower.endswith((".parquet", ".pq")):
             return ParquetSource(path)
         if lower.endswith(".npz"):
-            with np.load(path, allow_pickle=False) as data:
-                return ArraySource({k: data[k] for k in data.files}, path=path)
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    arrays = {k: data[k] for k in data.files}
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+                # Object arrays would need pickle, which runs code from the file: refused.
+                raise DataError(f"cannot read the .npz file: {err}", path=path) from err
+            return ArraySource(arrays, path=path)
         raise DataError(
             "unknown source kind (expected .csv, .parquet, .npz or a folder)", path=path
         )
@@ -126,13 +132,13 @@ class CsvSource(Source):
         if self.path.lower().endswith(".gz"):
             import gzip
 
-            return gzip.open(self.path, "rt", newline="")
-        return open(self.path, newline="")
+            return gzip.open(self.path, "rt", newline="", encoding="utf-8")
+        return open(self.path, newline="", encoding="utf-8")
 
     def columns(self) -> list[str]:
         if self._header is None:
             with self._open() as f:
-                header = next(csv.reader(f, delimiter=self._delimiter), None)
+                header = next(self._checked(csv.reader(f, delimiter=self._delimiter), 1), None)
             if not header:
                 raise DataError("empty CSV file (no header row)", path=self.path, line=1)
             if len(set(header)) != len(header):
@@ -164,13 +170,33 @@ class CsvSource(Source):
             return
         with open(self.path, "rb") as f:
             f.seek(part["start"])
-            text = f.read(part["stop"] - part["start"]).decode()
+            data = f.read(part["stop"] - part["start"])
+        try:
+            text = data.decode()
+        except UnicodeDecodeError as err:
+            raise DataError(
+                f"not UTF-8 text at byte {part['start'] + err.start}", path=self.path
+            ) from err
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=self._delimiter)
         yield from self._records(reader, first_line=part["first_line"])
 
+    def _checked(self, reader: Any, first_line: int) -> Iterator[list[str]]:
+        """``reader``'s rows; undecodable bytes or malformed CSV become a DataError with the line."""
+        while True:
+            try:
+                values = next(reader)
+            except StopIteration:
+                return
+            except (UnicodeDecodeError, csv.Error) as err:
+                problem = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else "bad CSV"
+                raise DataError(
+                    f"{problem}: {err}", path=self.path, line=first_line + reader.line_num
+                ) from err
+            yield values
+
     def _records(self, reader: Any, first_line: int) -> Iterator[tuple[int, Any]]:
         columns = self.columns()
-        for values in reader:
+        for values in self._checked(reader, first_line):
             line = first_line + reader.line_num - 1
             if not values:
                 continue
@@ -222,6 +248,13 @@ class ArraySource(Source):
         lengths = {name: len(a) for name, a in self._arrays.items()}
         if len(set(lengths.values())) != 1:
             raise DataError(f"arrays have different numbers of rows: {lengths}", path=path)
+        for name, array in self._arrays.items():
+            if array.dtype == np.uint64 and array.size and array.max() > np.iinfo(np.int64).max:
+                raise DataError(
+                    f"uint64 value {array.max()} does not fit tf.Example's int64",
+                    path=path,
+                    column=name,
+                )
         self.kind = "npz" if path else "arrays"
 
     def columns(self) -> list[str]:
@@ -251,6 +284,8 @@ class ArraySource(Source):
                 block = array[block_start:block_stop]
                 kind = block.dtype.kind
                 if kind in "iub" or (kind == "f" and np.isfinite(block).all()):
+                    if kind == "b":  # tf.Example's Int64List refuses Python bools
+                        block = block.astype(np.int64)
                     columns[name] = block.reshape(len(block), -1).tolist()
                     checked[name] = "f" if kind == "f" else "i"
                 else:
