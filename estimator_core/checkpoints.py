@@ -79,6 +79,44 @@ class Checkpointer:
         self._store.set_pending_checkpoint(None)
         return path
 
+    def restore_latest(self) -> str | None:
+        """Restore the newest checkpoint that reads back whole; returns its path (None: there is
+        no checkpoint). Every tensor is read once first (restores may be lazy and would meet
+        damage late): a damaged checkpoint (truncated, corrupted, missing files) is skipped with
+        a warning naming it, and the next older one is tried; when every checkpoint is damaged,
+        ``ValueError``: training never silently starts again from scratch."""
+        damaged = []
+        for path in self._candidates():
+            if path == self.loaded_path:
+                return path
+            try:
+                _verify(path)
+                self.restore(path)
+            except (ValueError, tf.errors.OpError) as err:
+                logger.warning("Checkpoint %s is damaged, trying an older one: %s", path, err)
+                damaged.append(path)
+                continue
+            return path
+        if damaged:
+            raise ValueError(
+                f"every checkpoint is damaged: {damaged}; refusing to start from scratch "
+                "(move them away to train anew)"
+            )
+        return None
+
+    def _candidates(self) -> list[str]:
+        """The checkpoints to resume from, newest first (those of ``latest()``'s directory)."""
+        latest = self.latest()
+        if latest is None:
+            return []
+        directory = os.path.dirname(latest)
+        state = tf.train.get_checkpoint_state(directory)
+        older = [
+            p if os.path.isabs(p) or "://" in p else os.path.join(directory, p)
+            for p in (state.all_model_checkpoint_paths if state else [])
+        ]
+        return [latest] + [p for p in reversed(older) if p != latest]
+
     def restore(self, path: str) -> None:
         """Make the variables equal to checkpoint ``path`` (a prefix or a directory)."""
         path, reader = _open(path)
@@ -159,6 +197,16 @@ def _open(path: str, require_global_step: bool = True) -> tuple[str, tf.train.Ch
     if require_global_step and not reader.has_tensor(GLOBAL_STEP_KEY):
         raise ValueError(f"checkpoint {path} was not written by an estimator_core Estimator")
     return path, reader
+
+
+def _verify(path: str) -> None:
+    """Read every tensor of checkpoint ``path``: TensorFlow checks each one's checksum."""
+    _, reader = _open(path)
+    for key in reader.get_variable_to_shape_map():
+        try:
+            reader.get_tensor(key)
+        except (IndexError, tf.errors.OpError) as err:  # IndexError: a truncated data file
+            raise ValueError(f"tensor {key!r} unreadable: {err}") from err
 
 
 def checkpoint_step(path: str) -> int:

@@ -478,15 +478,16 @@ class Estimator:
         return self._train_input[1], self._train_input[2]
 
     def _restore_for_training(self) -> None:
-        latest = self._checkpointer.latest()
-        if latest is not None:
-            if latest != self._checkpointer.loaded_path:
-                self._checkpointer.restore(latest)
-        elif self._warm_start_from is not None and self._checkpointer.loaded_path is None:
+        restored = self._checkpointer.restore_latest()
+        if (
+            restored is None
+            and self._warm_start_from is not None
+            and self._checkpointer.loaded_path is None
+        ):
             self._checkpointer.warm_start(self._warm_start_from)
 
     def _restore_for_inference(self, checkpoint_path: str | None, required: bool) -> None:
-        path = checkpoint_path or self._checkpointer.latest()
+        path = checkpoint_path or self._checkpointer.restore_latest()
         if path is None:
             if required:
                 raise ValueError(f"Could not find trained model in model_dir: {self.model_dir}.")

@@ -322,3 +322,31 @@ def test_get_global_step_is_per_thread():
         release.set()
         thread.join()
         assert est.get_global_step() is mine
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_a_damaged_checkpoint_falls_back_to_an_older_one(
+    tmp_path, train_input, eval_input, caplog, damage
+):
+    est_ = make(tmp_path, save_checkpoints_steps=10)
+    est_.train(train_input, max_steps=20)
+    newest = tmp_path / "model.ckpt-20.data-00000-of-00001"
+    content = bytearray(newest.read_bytes())
+    if damage == "truncate":  # as by a full disk
+        content = content[: len(content) // 2]
+    else:  # a bit flipped on the way: only the checksums can tell
+        content[len(content) // 3] ^= 0x10
+    newest.write_bytes(bytes(content))
+
+    fresh = make(tmp_path, save_checkpoints_steps=10)
+    with caplog.at_level("WARNING", logger="estimator_core"):
+        assert fresh.evaluate(eval_input, steps=1)["global_step"] == 10
+    assert "model.ckpt-20 is damaged" in caplog.text
+    fresh.train(train_input, max_steps=30)  # resumes from step 10, rewrites the bad one
+    assert fresh.get_global_step_value() == 30
+    assert make(tmp_path).evaluate(eval_input, steps=1)["global_step"] == 30
+
+    for data in tmp_path.glob("model.ckpt-*.data-*"):
+        data.write_bytes(b"")
+    with pytest.raises(ValueError, match="every checkpoint is damaged"):
+        make(tmp_path).train(train_input, steps=1)
