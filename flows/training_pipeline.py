@@ -23,7 +23,7 @@ from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
 
 from flows.export import export
-from flows.params import PipelineParams
+from flows.params import PipelineParams, absolute_location
 from flows.prepare_data import prepare_data
 from flows.train_and_evaluate import run_tags, train_and_evaluate
 from tasks import tracking
@@ -36,7 +36,9 @@ STAGE_DEPLOYMENTS = {
 
 
 def _run_stage(stage: str, parameters: dict[str, Any]) -> None:
-    run = run_deployment(STAGE_DEPLOYMENTS[stage], parameters=parameters, timeout=None)
+    run = run_deployment(
+        STAGE_DEPLOYMENTS[stage], parameters=parameters, timeout=None, poll_interval=1
+    )
     if not run.state or not run.state.is_completed():
         raise RuntimeError(
             f"stage {stage} ({STAGE_DEPLOYMENTS[stage]}) ended "
@@ -58,9 +60,17 @@ def training_pipeline(params: PipelineParams | None = None) -> dict[str, Any]:
             exported = export(params.training, params.export, params.tracking, run_id)
             result = {"data": data, "training": trained, "export": exported}
         else:
-            common = {"tracking_params": params.tracking.model_dump(), "mlflow_run_id": run_id}
+            # Every stage records into the MLflow store the parent resolved (its own default
+            # could be another host's sqlite file) and reads the parent's absolute paths.
+            tracking_params = params.tracking.model_copy(
+                update={"tracking_uri": tracking.tracking_uri(params.tracking)}
+            )
+            common = {"tracking_params": tracking_params.model_dump(), "mlflow_run_id": run_id}
             training = params.training.model_dump()
-            _run_stage("prepare_data", {"params": params.data.model_dump()})
+            data = params.data.model_copy(
+                update={"output_dir": absolute_location(params.data.output_dir)}
+            )
+            _run_stage("prepare_data", {"params": data.model_dump()})
             _run_stage("train_and_evaluate", {"params": training, **common})
             _run_stage(
                 "export",
