@@ -9,11 +9,11 @@ the seed's digits classifier on scikit-learn's digits, two named evaluations, a 
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from flows.locations import check_model_module, checked_location
 from flows.prepare_data import DataPrepParams
 
 
@@ -22,15 +22,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
-def absolute_location(path: str) -> str:
-    """``path`` as an absolute local path, or unchanged when it is a URI (``gs://…``)."""
-    return path if "://" in path else os.path.abspath(os.path.expanduser(path))
-
-
 class ModelSettings(_Strict):
     """The user's model: ``model_fn`` as an import path ``package.module:function`` + params.
 
-    The import path is code execution: the module is imported in the flow's process.
+    The import path is code execution: the module is imported in the flow's process; a
+    deployment may restrict it to an allowlist of modules (``flows/locations.py``).
     """
 
     model_fn: str = Field("examples.digits:model_fn", description="package.module:function")
@@ -50,6 +46,7 @@ def load_model_fn(path: str) -> Any:
     module_name, _, attribute = path.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"model_fn {path!r} must look like 'package.module:function'")
+    check_model_module(module_name)
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
@@ -114,10 +111,8 @@ class TrainingParams(_Strict):
 
     @field_validator("data_dir", "model_dir")
     @classmethod
-    def _absolute(cls, path: str) -> str:
-        if not path.strip():
-            raise ValueError("must not be empty")
-        return absolute_location(path)
+    def _location(cls, path: str) -> str:
+        return checked_location(path)
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainingParams:
@@ -166,6 +161,22 @@ class TrackingParams(_Strict):
         "mlflow-outbox", description="local disk where records wait while MLflow is unreachable"
     )
 
+    @field_validator("outbox_dir")
+    @classmethod
+    def _location(cls, path: str) -> str:
+        return checked_location(path)
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _no_credentials(cls, uri: str | None) -> str | None:
+        if uri and "@" in uri.split("://", 1)[-1].split("/", 1)[0]:
+            raise ValueError(
+                "credentials do not belong in the tracking URI (parameters are shown in the "
+                "Prefect UI): set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD or "
+                "MLFLOW_TRACKING_TOKEN in the worker's environment"
+            )
+        return uri
+
 
 class PipelineParams(_Strict):
     """The whole pipeline: data prep → train/evaluate rounds → export and registration.
@@ -183,7 +194,7 @@ class PipelineParams(_Strict):
 
     @model_validator(mode="after")
     def _data_flows_into_training(self) -> PipelineParams:
-        prepared = absolute_location(self.data.output_dir)
+        prepared = self.data.output_dir
         if prepared != self.training.data_dir:
             raise ValueError(
                 f"training.data_dir ({self.training.data_dir}) must be data.output_dir "

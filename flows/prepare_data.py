@@ -9,8 +9,9 @@ from typing import Any, Literal
 from prefect import flow, unmapped
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from flows.locations import checked_location
 from tasks.data_prep import (
     BUILT_IN_SOURCES,
     abandon_tfrecords,
@@ -23,6 +24,8 @@ from tasks.data_prep import (
 
 class DataPrepParams(BaseModel):
     """What to convert and how (see ``estimator_core.data.write_dataset`` for the semantics)."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
 
     source: str = Field(
         "sklearn:digits", description="a path, or one of " + ", ".join(BUILT_IN_SOURCES)
@@ -50,9 +53,17 @@ class DataPrepParams(BaseModel):
     @field_validator("source")
     @classmethod
     def _source_exists(cls, source: str) -> str:
-        if source not in BUILT_IN_SOURCES and "://" not in source and not os.path.exists(source):
+        if source in BUILT_IN_SOURCES:
+            return source
+        source = checked_location(source)
+        if "://" not in source and not os.path.exists(source):
             raise ValueError(f"source {source!r} does not exist")
         return source
+
+    @field_validator("output_dir")
+    @classmethod
+    def _location(cls, path: str) -> str:
+        return checked_location(path)
 
 
 @flow(name="prepare-data")

@@ -23,7 +23,7 @@ from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
 
 from flows.export import export
-from flows.params import PipelineParams, absolute_location
+from flows.params import PipelineParams
 from flows.prepare_data import prepare_data
 from flows.train_and_evaluate import run_tags, train_and_evaluate
 from tasks import tracking
@@ -61,16 +61,13 @@ def training_pipeline(params: PipelineParams | None = None) -> dict[str, Any]:
             result = {"data": data, "training": trained, "export": exported}
         else:
             # Every stage records into the MLflow store the parent resolved (its own default
-            # could be another host's sqlite file) and reads the parent's absolute paths.
+            # could be another host's sqlite file); locations are absolute once validated.
             tracking_params = params.tracking.model_copy(
                 update={"tracking_uri": tracking.tracking_uri(params.tracking)}
             )
             common = {"tracking_params": tracking_params.model_dump(), "mlflow_run_id": run_id}
             training = params.training.model_dump()
-            data = params.data.model_copy(
-                update={"output_dir": absolute_location(params.data.output_dir)}
-            )
-            _run_stage("prepare_data", {"params": data.model_dump()})
+            _run_stage("prepare_data", {"params": params.data.model_dump()})
             _run_stage("train_and_evaluate", {"params": training, **common})
             _run_stage(
                 "export",

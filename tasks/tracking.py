@@ -28,7 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
 from estimator_core.data import read_manifest
-from flows.params import ExportParams, TrackingParams, absolute_location
+from flows.params import ExportParams, TrackingParams
 from tasks.outbox import Outbox, is_outage
 
 # MLflow's client retries an unreachable server for minutes by default (7 retries, backoff
@@ -143,7 +143,7 @@ def _safe_key(key: str) -> str:
 
 
 def _send(settings: TrackingParams, run_id: str, record: dict[str, Any]) -> None:
-    outbox = Outbox(absolute_location(settings.outbox_dir), run_id)
+    outbox = Outbox(settings.outbox_dir, run_id)
     if not outbox.send(client_for(settings), record):
         _logger().warning(
             "MLflow at %s is unreachable: record kept in %s, delivered when it is back",
@@ -244,14 +244,14 @@ def deliver(settings: TrackingParams, run_id: str, required: bool = True) -> int
     """Send the run's waiting records, in order; returns how many still wait. With
     ``required``, records still waiting raise :class:`TrackingUndeliveredError` naming the
     outbox and the command that delivers them later (nothing is lost: they stay on disk)."""
-    outbox = Outbox(absolute_location(settings.outbox_dir), run_id)
+    outbox = Outbox(settings.outbox_dir, run_id)
     waiting = outbox.deliver(client_for(settings)) if outbox.pending() else 0
     if waiting and required:
         raise TrackingUndeliveredError(
             f"MLflow at {tracking_uri(settings)} stayed unreachable: {waiting} record(s) of run "
             f"{run_id} are kept in {outbox.dir}. Deliver them when it is back with: python -m "
             f"tasks.tracking deliver --tracking-uri {tracking_uri(settings)} --outbox "
-            f"{absolute_location(settings.outbox_dir)} --run-id {run_id}"
+            f"{settings.outbox_dir} --run-id {run_id}"
         )
     return waiting
 

@@ -33,13 +33,21 @@ def pipeline_params(root, **training):
     )
 
 
+SECRET = "pw-9f8e7d6c5b4a"
+
+
 @pytest.fixture(scope="module")
 def first_run(prefect_api, tmp_path_factory):
     from flows.training_pipeline import training_pipeline
 
     root = tmp_path_factory.mktemp("pipeline") / "first"
     params = pipeline_params(root)
-    return params, training_pipeline(params)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_PASSWORD", SECRET)  # credentials live in the environment only
+    try:
+        return params, training_pipeline(params)
+    finally:
+        mp.undo()
 
 
 def metric_steps(client, run_id, key):
@@ -201,3 +209,24 @@ def test_one_writer_per_model_dir(prefect_api, tmp_path):
     lock.write_text(json.dumps({"owner": "00000000-0000-0000-0000-000000000000"}))
     with model_dir_lock(model_dir, "next-run"):  # the holder is unknown: taken over
         assert json.loads(lock.read_text())["owner"] == "next-run"
+
+
+def test_credentials_appear_in_no_record(first_run):
+    from prefect import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    params, result = first_run
+    client = MlflowClient(params.tracking.tracking_uri)
+    run = client.get_run(result["mlflow_run_id"])
+    assert SECRET not in repr(run.data.params) + repr(run.data.tags)
+    store = os.path.dirname(params.tracking.tracking_uri.removeprefix("sqlite:///"))
+    for root, _dirs, files in os.walk(store):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                assert SECRET.encode() not in f.read(), os.path.join(root, name)
+    flow_run_id = run.data.tags["prefect.flow_run_id"]
+    with get_client(sync_client=True) as prefect:
+        logs = prefect.read_logs(
+            LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200
+        )
+    assert logs and not any(SECRET in log.message for log in logs)

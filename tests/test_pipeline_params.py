@@ -82,3 +82,44 @@ def test_a_flow_run_id_finds_its_mlflow_run_again(tmp_path):
     run = MlflowClient(settings.tracking_uri).get_run(first)
     assert run.info.status == "RUNNING" and run.info.run_name == "a"
     assert run.info.artifact_uri.startswith(f"file://{tmp_path}/mlartifacts/")
+
+
+def test_locations_stay_inside_the_configured_root(tmp_path, monkeypatch):
+    from flows.locations import ROOT_ENV
+    from flows.prepare_data import DataPrepParams
+
+    with pytest.raises(ValidationError, match=r"'\.\.' is not allowed"):
+        TrainingParams(model_dir="runs/../../etc")
+    monkeypatch.setenv(ROOT_ENV, str(tmp_path))
+    params = TrainingParams(data_dir="data/digits", model_dir=str(tmp_path / "models" / "a"))
+    assert params.data_dir == str(tmp_path / "data" / "digits")
+    assert params.model_dir == str(tmp_path / "models" / "a")
+    with pytest.raises(ValidationError, match="(?s)model_dir.*outside ESTIMATOR_PIPELINES_ROOT"):
+        TrainingParams(model_dir="/etc/models")
+    with pytest.raises(ValidationError, match="(?s)output_dir.*outside"):
+        DataPrepParams(output_dir=str(tmp_path) + "-sibling/data")
+    with pytest.raises(ValidationError, match="(?s)source.*outside"):
+        DataPrepParams(source="/etc/passwd.csv")
+
+
+def test_model_modules_outside_the_allowlist_are_refused_before_import(monkeypatch):
+    import sys
+
+    from flows.locations import MODEL_MODULES_ENV
+
+    monkeypatch.setenv(MODEL_MODULES_ENV, "examples, tests.pipeline_models")
+    TrainingParams(model={"model_fn": "examples.digits:model_fn"})
+    sys.modules.pop("tests.helpers", None)
+    with pytest.raises(ValidationError, match="module 'tests.helpers' is not allowed here"):
+        TrainingParams(model={"model_fn": "tests.helpers:array_input_fn"})
+    assert "tests.helpers" not in sys.modules, "a refused module was imported"
+    with pytest.raises(ValidationError, match="not allowed"):
+        TrainingParams(model={"model_fn": "examplesevil:model_fn"})
+
+
+def test_credentials_are_refused_in_the_tracking_uri():
+    from flows.params import TrackingParams
+
+    with pytest.raises(ValidationError, match="MLFLOW_TRACKING_PASSWORD"):
+        TrackingParams(tracking_uri="https://alice:s3cret@mlflow.example.com")
+    assert TrackingParams(tracking_uri="https://mlflow.example.com:5000").tracking_uri
