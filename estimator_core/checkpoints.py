@@ -73,7 +73,17 @@ class Checkpointer:
             if key not in self._root.variables:
                 self._root.variables[key] = variable
         step = int(self._global_step.numpy())
-        path = self._manager.save(checkpoint_number=step)
+        try:
+            path = self._manager.save(checkpoint_number=step)
+        except Exception:
+            # A failed save (a full disk) leaves TensorFlow's temporary shard folder behind;
+            # the state file still names the previous checkpoint, which stays valid.
+            directory = self._save_dir or self._model_dir
+            for leftover in tf.io.gfile.glob(
+                os.path.join(directory, f"{CHECKPOINT_NAME}-{step}_temp*")
+            ):
+                tf.io.gfile.rmtree(leftover)
+            raise
         self._last_save_time = time.time()
         self.loaded_path = path
         self._store.set_pending_checkpoint(None)
