@@ -151,6 +151,10 @@ class TrackingParams(_Strict):
     the working directory; a sqlite store keeps artifacts in ``mlartifacts/`` beside it. ``checkpoints_to_log`` None logs
     every round's checkpoint as it is written; k logs the latest k at the end of training.
     ``outbox_dir``: where records wait, in order, while the server is unreachable.
+    Credentials never travel as parameters: MLflow reads ``MLFLOW_TRACKING_USERNAME`` /
+    ``MLFLOW_TRACKING_PASSWORD`` (or ``MLFLOW_TRACKING_TOKEN``) from the worker's environment,
+    or ``credentials_block`` names a Prefect Secret block holding them as JSON
+    (``{"username": …, "password": …}`` or ``{"token": …}``).
     """
 
     tracking_uri: str | None = None
@@ -159,6 +163,9 @@ class TrackingParams(_Strict):
     checkpoints_to_log: int | None = Field(None, ge=0)
     outbox_dir: str = Field(
         "mlflow-outbox", description="local disk where records wait while MLflow is unreachable"
+    )
+    credentials_block: str | None = Field(
+        None, description="a Prefect Secret block holding the MLflow credentials (JSON)"
     )
 
     @field_validator("outbox_dir")

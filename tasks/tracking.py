@@ -11,6 +11,7 @@ delivers what a finished process left behind.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import subprocess
@@ -59,7 +60,37 @@ def tracking_uri(settings: TrackingParams) -> str:
     )
 
 
+_LOADED_BLOCKS: set[str] = set()
+_CREDENTIAL_VARIABLES = {
+    "username": "MLFLOW_TRACKING_USERNAME",
+    "password": "MLFLOW_TRACKING_PASSWORD",
+    "token": "MLFLOW_TRACKING_TOKEN",
+}
+
+
+def load_credentials(block_name: str) -> None:
+    """Put the MLflow credentials kept in Prefect Secret block ``block_name`` (JSON with
+    ``username`` and ``password``, or ``token``) into this process's environment, where MLflow's
+    client reads them; they go nowhere else."""
+    from prefect.blocks.system import Secret
+
+    value = Secret.load(block_name).get()
+    fields = value if isinstance(value, dict) else json.loads(value)
+    unknown = set(fields) - set(_CREDENTIAL_VARIABLES)
+    if unknown or not fields:
+        raise ValueError(
+            f"Secret block {block_name!r} must hold username and password, or token; "
+            f"found keys {sorted(fields)}"
+        )
+    for key, variable in _CREDENTIAL_VARIABLES.items():
+        if key in fields:
+            os.environ[variable] = str(fields[key])
+
+
 def client_for(settings: TrackingParams) -> MlflowClient:
+    if settings.credentials_block and settings.credentials_block not in _LOADED_BLOCKS:
+        load_credentials(settings.credentials_block)
+        _LOADED_BLOCKS.add(settings.credentials_block)
     uri = tracking_uri(settings)
     # The fluent API (log_model) reads the global URI; keep it in step with the client.
     mlflow.set_tracking_uri(uri)

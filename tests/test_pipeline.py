@@ -230,3 +230,19 @@ def test_credentials_appear_in_no_record(first_run):
             LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200
         )
     assert logs and not any(SECRET in log.message for log in logs)
+
+
+def test_credentials_come_from_a_prefect_secret_block(prefect_api, monkeypatch):
+    from prefect.blocks.system import Secret
+
+    from tasks.tracking import load_credentials
+
+    for variable in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(variable, "")  # restored after the test, whatever load sets
+    Secret(value={"username": "pipeline", "password": SECRET}).save("mlflow-creds", overwrite=True)
+    load_credentials("mlflow-creds")
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "pipeline"
+    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == SECRET
+    Secret(value={"user": "x"}).save("bad-creds", overwrite=True)
+    with pytest.raises(ValueError, match="must hold username and password, or token"):
+        load_credentials("bad-creds")
