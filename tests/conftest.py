@@ -1,4 +1,6 @@
+import json
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -46,3 +48,28 @@ def prefect_api(tmp_path_factory):
 
 
 np.set_printoptions(precision=4)
+
+
+_OPS_RESULTS: list[dict] = []
+
+
+def pytest_runtest_logreport(report):
+    """Collect the outcomes of fault, fuzz and load tests for `make ops-report`."""
+    kinds = [k for k in ("fault", "fuzz", "load") if k in report.keywords]
+    if kinds and (report.when == "call" or report.outcome != "passed"):
+        _OPS_RESULTS.append(
+            {
+                "test": report.nodeid,
+                "kind": kinds[0],
+                "outcome": report.outcome,
+                "seconds": round(report.duration, 2),
+            }
+        )
+
+
+def pytest_sessionfinish(session):
+    path = os.environ.get("OPS_REPORT")
+    if path:
+        fuzz = sys.modules.get("tests.test_fuzz")
+        with open(path, "w") as f:
+            json.dump({"tests": _OPS_RESULTS, "fuzzed": dict(fuzz.EXAMPLES) if fuzz else {}}, f)

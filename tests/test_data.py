@@ -251,6 +251,7 @@ def test_schema_record_mismatch_names_feature_and_file(tmp_path, arrays):
         make_input_fn(str(tmp_path / "data"), "train", 8, est.ModeKeys.TRAIN)
 
 
+@pytest.mark.fault
 def test_truncated_or_corrupted_shards_are_named(tmp_path, arrays):
     data = tmp_path / "data"
     write_dataset(arrays, data, label="y")

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.slow
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.fault
 def test_a_full_disk_leaves_the_last_checkpoint_and_export_valid(tmp_path, digits_arrays):
     model_dir, export_base = tmp_path / "model", tmp_path / "export"
     out = subprocess.run(

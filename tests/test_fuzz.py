@@ -2,6 +2,7 @@
 correctly or raises the project's own error (DataError / ValidationError); nothing else
 escapes, and a failed conversion publishes nothing."""
 
+import collections
 import csv
 import io
 import os
@@ -17,7 +18,8 @@ from pydantic import ValidationError
 
 from estimator_core.data import DataError, read_manifest, write_dataset
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.fuzz]
+EXAMPLES: collections.Counter = collections.Counter()  # inputs tried per test (make ops-report)
 FUZZ = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
 )
@@ -53,6 +55,7 @@ def convert(source, **kwargs):
     rows=st.lists(st.lists(cells, max_size=5), max_size=12),
 )
 def test_csv_files(header, rows):
+    EXAMPLES["csv_files"] += 1
     text = io.StringIO()
     writer = csv.writer(text)
     writer.writerow(header)
@@ -71,6 +74,7 @@ def test_csv_files(header, rows):
 @FUZZ
 @given(raw=st.binary(max_size=300))
 def test_csv_bytes(raw):
+    EXAMPLES["csv_bytes"] += 1
     with tempfile.NamedTemporaryFile("wb", suffix=".csv", delete=False) as f:
         f.write(raw)
     try:
@@ -97,6 +101,7 @@ dtypes = st.sampled_from(
     seed=st.integers(0, 2**16),
 )
 def test_numpy_arrays(columns, rows, seed):
+    EXAMPLES["numpy_arrays"] += 1
     rng = np.random.default_rng(seed)
     arrays = {}
     for name, (dtype, shape) in columns.items():
@@ -128,6 +133,7 @@ def test_numpy_arrays(columns, rows, seed):
     )
 )
 def test_parquet_files(frame):
+    EXAMPLES["parquet_files"] += 1
     data = pd.DataFrame(frame)
     with tempfile.NamedTemporaryFile(suffix=".parquet", delete=False) as f:
         path = f.name
@@ -182,6 +188,7 @@ field_names = st.sampled_from(
     )
 )
 def test_pipeline_parameters(params):
+    EXAMPLES["pipeline_parameters"] += 1
     from flows.params import PipelineParams
 
     try:

@@ -126,6 +126,7 @@ def test_a_worse_model_becomes_candidate_but_not_champion(first_run, tmp_path):
         assert str(client.get_model_version_by_alias("digits-classifier", alias).version) == version
 
 
+@pytest.mark.fault
 def test_a_failed_train_round_is_retried_from_the_latest_checkpoint(prefect_api, tmp_path):
     from flows.params import TrackingParams, TrainingParams
     from flows.prepare_data import DataPrepParams, prepare_data
@@ -179,6 +180,7 @@ def test_a_bad_flow_parameter_is_refused_before_any_work(prefect_api, tmp_path):
     assert not os.path.exists(tmp_path / "data")
 
 
+@pytest.mark.fault
 def test_one_writer_per_model_dir(prefect_api, tmp_path):
     import json
 

@@ -74,6 +74,7 @@ def server(tmp_path):
     server.stop()
 
 
+@pytest.mark.fault
 def test_records_wait_out_an_outage_and_arrive_complete(prefect_api, server, tmp_path):
     from estimator_core.data import write_dataset
     from examples.digits import load_digits_arrays

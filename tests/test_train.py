@@ -324,6 +324,7 @@ def test_get_global_step_is_per_thread():
         assert est.get_global_step() is mine
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_a_damaged_checkpoint_falls_back_to_an_older_one(
     tmp_path, train_input, eval_input, caplog, damage
