@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--round-steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--only", default="", help="run the models whose label contains this")
     args = parser.parse_args(argv)
     configs = {
         "digits MLP (64 units, batch 32)": {"hidden_units": 64, "batch": 32},
@@ -131,6 +132,8 @@ def main(argv: list[str] | None = None) -> None:
     tracking.start_or_resume_run(settings, "warm-up")  # creates the database, outside the timing
     results: dict[str, Any] = {}
     for number, (label, config) in enumerate(configs.items()):
+        if args.only not in label:
+            continue
         slug = f"model{number}"
         bare, piped, whole, server_cpu, mlflow_cost = [], [], [], [], []
         for repeat in range(args.repeats):

@@ -8,7 +8,8 @@ The loop, in pseudo-code::
         step = train_round(target=next multiple of round_steps, at most max_steps)
         for eval_set in eval_sets: evaluate(eval_set)
         log loss, global_step/sec and <eval name>/<metric> at step=global_step (one batch)
-        log the round's checkpoint; update the Prefect progress artifact (with the evaluations)
+        log the round's checkpoint; update the Prefect progress artifact (with the evaluations;
+        at most every PROGRESS_EVERY_S seconds)
         stopped = the input ended, or early stopping says so
 
 A retried task, or the whole flow run again, trains only the missing steps and never past
@@ -37,6 +38,9 @@ from flows.params import EarlyStopping, TrackingParams, TrainingParams
 from tasks import tracking
 from tasks.model_dir_lock import model_dir_lock
 from tasks.training import evaluate, session, train_round
+
+# A progress update is an API call; for short rounds, at most one every few seconds.
+PROGRESS_EVERY_S = 5.0
 
 
 def checkpoint_step(model_dir: str) -> int:
@@ -114,6 +118,7 @@ def _rounds(params: TrainingParams, tracking_params: TrackingParams, run_id: str
     """The rounds loop (see the module doc); returns the final global step."""
     logger = get_run_logger()
     progress = create_progress_artifact(0.0, key="training-progress")
+    progress_updated = time.monotonic()
     step = checkpoint_step(params.model_dir)
     if step:  # resumed: evaluate what a killed run trained but did not evaluate
         missing = [
@@ -143,9 +148,11 @@ def _rounds(params: TrainingParams, tracking_params: TrackingParams, run_id: str
             f"{name} " + ", ".join(f"{k} {v:.4g}" for k, v in m.items() if k != "global_step")
             for name, m in evaluations.items()
         )
-        update_progress_artifact(
-            progress, 100.0 * step / params.max_steps, description=f"step {step}: {summary}"
-        )
+        if time.monotonic() - progress_updated >= PROGRESS_EVERY_S:
+            update_progress_artifact(
+                progress, 100.0 * step / params.max_steps, description=f"step {step}: {summary}"
+            )
+            progress_updated = time.monotonic()
         logger.info("round to step %d/%d: %s", step, params.max_steps, summary)
         stopped = trained["stopped_early"] or (
             params.early_stopping is not None
@@ -154,7 +161,7 @@ def _rounds(params: TrainingParams, tracking_params: TrackingParams, run_id: str
                 recorded_evaluations(params, params.early_stopping.eval_name),
             )
         )
-    update_progress_artifact(progress, 100.0)
+    update_progress_artifact(progress, 100.0, description=f"done at step {step}")
     if table:  # one table per run: a table per round would cost an API call each
         create_table_artifact(table, key="eval-results", description="evaluations per round")
     return step

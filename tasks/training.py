@@ -225,11 +225,4 @@ def train_round(params: TrainingParams, target_step: int) -> dict[str, Any]:
 @task(name="evaluate", retries=1, retry_delay_seconds=1, cache_policy=NO_CACHE)
 def evaluate(params: TrainingParams, eval_set: EvalSet) -> dict[str, float]:
     """Evaluate the latest checkpoint's weights on one named eval set."""
-    metrics = evaluate_set(params, eval_set)
-    get_run_logger().info(
-        "eval %s at step %d: %s",
-        eval_set.name,
-        int(metrics["global_step"]),
-        ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "global_step"),
-    )
-    return metrics
+    return evaluate_set(params, eval_set)  # the flow logs each round's evaluations together
