@@ -1,6 +1,7 @@
 """Model functions for the pipeline tests, importable by path (``tests.pipeline_models:...``)."""
 
 import os
+import time
 
 import tensorflow as tf
 
@@ -24,5 +25,25 @@ def fails_once_model_fn(features, labels, mode, params):
         return 0.0
 
     check = tf.py_function(fail_once, [est.get_global_step()], tf.float32)
+    check.set_shape([])
+    return spec._replace(loss=spec.loss + check)
+
+
+def slow_model_fn(features, labels, mode, params):
+    """The digits model, whose training sleeps ``params["step_seconds"]`` per step and appends
+    the global step of each step it trains to ``params["progress_file"]`` (one line each), so a
+    test can tell a round is under way, stop it mid-round and see which steps ran."""
+    spec = digits.model_fn(features, labels, mode, params)
+    if mode != est.ModeKeys.TRAIN:
+        return spec
+    progress, seconds = params["progress_file"], float(params["step_seconds"])
+
+    def slow_step(step):
+        time.sleep(seconds)
+        with open(progress, "a") as f:
+            f.write(f"{int(step)}\n")
+        return 0.0
+
+    check = tf.py_function(slow_step, [est.get_global_step()], tf.float32)
     check.set_shape([])
     return spec._replace(loss=spec.loss + check)
