@@ -33,7 +33,7 @@ from mlflow.tracking import MlflowClient
 
 from tests.prefect_server import FINAL_STATES, prefect_server, stop, tail
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.fault]
 
 ROUND_STEPS, MAX_STEPS, LOG_EVERY = 20, 60, 5
 STEP_SECONDS = 0.1  # a round trains for ~2 s: long enough to be killed in the middle of one
