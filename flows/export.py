@@ -11,10 +11,9 @@ from typing import Any
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
-from prefect.runtime import flow_run
 
 from flows.params import ExportParams, TrackingParams, TrainingParams
-from flows.train_and_evaluate import recorded_evaluations, run_tags
+from flows.train_and_evaluate import mlflow_run, recorded_evaluations
 from tasks import tracking
 from tasks.export import export_model
 
@@ -32,11 +31,13 @@ def export(
     params = params or TrainingParams()
     export_params = export_params or ExportParams()
     tracking_params = tracking_params or TrackingParams()
-    run_id = mlflow_run_id or tracking.start_tracking(tracking_params, str(flow_run.id), run_tags())
-    path = export_model(params, export_params.export_name)
-    history = recorded_evaluations(params, export_params.gate_eval)
-    gate_value = history[-1].get(export_params.gate_metric) if history else None
-    registration = tracking.register_model(tracking_params, run_id, path, export_params, gate_value)
+    with mlflow_run(tracking_params, mlflow_run_id) as run_id:
+        path = export_model(params, export_params.export_name)
+        history = recorded_evaluations(params, export_params.gate_eval)
+        gate_value = history[-1].get(export_params.gate_metric) if history else None
+        registration = tracking.register_model(
+            tracking_params, run_id, path, export_params, gate_value
+        )
     create_markdown_artifact(
         f"### Exported model\n\n- SavedModel: `{path}`\n"
         + (

@@ -18,8 +18,10 @@ A retried task, or the whole flow run again, trains only the missing steps and n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import tensorflow as tf
@@ -37,16 +39,10 @@ from estimator_core.eval_history import read_eval_history
 from flows.params import EarlyStopping, TrackingParams, TrainingParams
 from tasks import tracking
 from tasks.model_dir_lock import model_dir_lock
-from tasks.training import evaluate, session, train_round
+from tasks.training import evaluate, latest_step, session, train_round
 
 # A progress update is an API call; for short rounds, at most one every few seconds.
 PROGRESS_EVERY_S = 5.0
-
-
-def checkpoint_step(model_dir: str) -> int:
-    """The global step of the latest checkpoint in ``model_dir`` (0 when there is none)."""
-    latest = tf.train.latest_checkpoint(model_dir)
-    return int(latest.rsplit("-", 1)[1]) if latest else 0
 
 
 def recorded_evaluations(params: TrainingParams, name: str) -> list[dict[str, Any]]:
@@ -64,6 +60,24 @@ def should_stop_early(rule: EarlyStopping, history: list[dict[str, Any]]) -> boo
     if rule.mode == "min":
         return min(recent) > min(before) - rule.min_delta
     return max(recent) < max(before) + rule.min_delta
+
+
+@contextlib.contextmanager
+def mlflow_run(tracking_params: TrackingParams, mlflow_run_id: str | None) -> Iterator[str]:
+    """The MLflow run a flow records into: ``mlflow_run_id`` (a parent's run, which the parent
+    ends), or this flow run's own run, ended here: FINISHED, or FAILED when the body raises."""
+    if mlflow_run_id:
+        yield mlflow_run_id
+        return
+    run_id = tracking.start_tracking(tracking_params, str(flow_run.id), run_tags())
+    try:
+        yield run_id
+    except BaseException:
+        # The body's error is the one to report; an undelivered FAILED mark stays queued.
+        with contextlib.suppress(tracking.TrackingUndeliveredError):
+            tracking.finish_tracking(tracking_params, run_id, "FAILED")
+        raise
+    tracking.finish_tracking(tracking_params, run_id)
 
 
 def run_tags() -> dict[str, str]:
@@ -119,7 +133,7 @@ def _rounds(params: TrainingParams, tracking_params: TrackingParams, run_id: str
     logger = get_run_logger()
     progress = create_progress_artifact(0.0, key="training-progress")
     progress_updated = time.monotonic()
-    step = checkpoint_step(params.model_dir)
+    step = latest_step(params.model_dir)
     if step:  # resumed: evaluate what a killed run trained but did not evaluate
         missing = [
             e
@@ -192,13 +206,13 @@ def train_and_evaluate(
     metrics}, "rounds_seconds": time spent in the rounds loop}``."""
     params = params or TrainingParams()
     tracking_params = tracking_params or TrackingParams()
-    run_id = mlflow_run_id or tracking.start_tracking(tracking_params, str(flow_run.id), run_tags())
-    _record_inputs(params, tracking_params, run_id)
-    with model_dir_lock(params.model_dir, str(flow_run.id)):
-        began = time.perf_counter()
-        step = _rounds(params, tracking_params, run_id)
-        rounds_seconds = time.perf_counter() - began
-        _record_outputs(params, tracking_params, run_id)
+    with mlflow_run(tracking_params, mlflow_run_id) as run_id:
+        _record_inputs(params, tracking_params, run_id)
+        with model_dir_lock(params.model_dir, str(flow_run.id)):
+            began = time.perf_counter()
+            step = _rounds(params, tracking_params, run_id)
+            rounds_seconds = time.perf_counter() - began
+            _record_outputs(params, tracking_params, run_id)
     return {
         "mlflow_run_id": run_id,
         "model_dir": os.fspath(params.model_dir),

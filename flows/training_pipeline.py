@@ -15,17 +15,15 @@ With ``stages="in-process"`` (the embedded default) the stages are subflows of t
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.deployments import run_deployment
-from prefect.runtime import flow_run
 
 from flows.export import export
 from flows.params import PipelineParams
 from flows.prepare_data import prepare_data
-from flows.train_and_evaluate import run_tags, train_and_evaluate
+from flows.train_and_evaluate import mlflow_run, train_and_evaluate
 from tasks import tracking
 
 STAGE_DEPLOYMENTS = {
@@ -51,9 +49,8 @@ def training_pipeline(params: PipelineParams | None = None) -> dict[str, Any]:
     """Run every stage for ``params``; returns the MLflow run id, the final evaluations and
     the registered model version."""
     params = params or PipelineParams()
-    run_id = tracking.start_tracking(params.tracking, str(flow_run.id), run_tags())
-    tracking.log_params_task(params.tracking, run_id, {"data": params.data.model_dump()})
-    try:
+    with mlflow_run(params.tracking, None) as run_id:
+        tracking.log_params_task(params.tracking, run_id, {"data": params.data.model_dump()})
         if params.stages == "in-process":
             data = prepare_data(params.data)
             trained = train_and_evaluate(params.training, params.tracking, run_id)
@@ -74,12 +71,6 @@ def training_pipeline(params: PipelineParams | None = None) -> dict[str, Any]:
                 {"params": training, "export_params": params.export.model_dump(), **common},
             )
             result = {}
-    except BaseException:
-        # The stage's error is the one to report; an undelivered FAILED mark stays queued.
-        with contextlib.suppress(tracking.TrackingUndeliveredError):
-            tracking.finish_tracking(params.tracking, run_id, "FAILED")
-        raise
-    tracking.finish_tracking(params.tracking, run_id)
     get_run_logger().info("MLflow run %s: %s", run_id, tracking.run_url(params.tracking, run_id))
     return {"mlflow_run_id": run_id, **result}
 

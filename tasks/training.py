@@ -54,6 +54,12 @@ def local_strategy() -> tf.distribute.Strategy | None:
     return None
 
 
+def latest_step(model_dir: str) -> int:
+    """The global step of the latest checkpoint in ``model_dir`` (0 when there is none)."""
+    latest = tf.train.latest_checkpoint(model_dir)
+    return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+
 def run_config(params: TrainingParams) -> est.RunConfig:
     """The RunConfig of ``params``: a checkpoint at the end of every round, not in between,
     and every local GPU in use (:func:`local_strategy`)."""
@@ -162,7 +168,7 @@ def train_to(params: TrainingParams, target_step: int) -> dict[str, Any]:
     target = min(target_step, params.max_steps)
     live = session(params)
     estimator = live.estimator
-    start = estimator.get_global_step_value()
+    start = latest_step(params.model_dir)  # train() resumes from there
     recorder = LossRecorderHook(params.run_config.log_step_count_steps)
     began = time.perf_counter()
     try:
