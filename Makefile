@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format bench bench-data bench-pipeline clean
+.PHONY: run test test-fast lint format bench bench-data bench-pipeline clean stack-up stack-down
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ bench-data: $(STAMP)
 
 bench-pipeline: $(STAMP)
 	$(PY) -m bench.pipeline_bench
+
+# A Prefect server and an MLflow tracking server on PostgreSQL, with a CPU and a GPU pool worker
+# (docs/operations.md).
+stack-up: $(STAMP)
+	bash ops/stack.sh start
+
+stack-down:
+	bash ops/stack.sh stop
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
