@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format bench bench-data bench-pipeline clean stack-up stack-down
+.PHONY: run test test-fast lint format bench bench-data bench-pipeline clean stack-up stack-down ops-report
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ stack-up: $(STAMP)
 
 stack-down:
 	bash ops/stack.sh stop
+
+# The fault, fuzz and load tests, and the figures they prove (faults tried, inputs fuzzed, runs
+# under load, records lost).
+ops-report: $(STAMP)
+	$(PY) -m ops.report
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -51,6 +51,13 @@ np.set_printoptions(precision=4)
 
 
 _OPS_RESULTS: list[dict] = []
+_OPS_FIGURES: dict[str, float] = {}
+
+
+@pytest.fixture
+def ops_figures():
+    """Figures a test measured for `make ops-report` (e.g. runs under load, metrics/s)."""
+    return _OPS_FIGURES
 
 
 def pytest_runtest_logreport(report):

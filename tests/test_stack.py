@@ -261,7 +261,7 @@ LOAD_RUNS = 8
 
 
 @pytest.mark.load
-def test_load_eight_pipelines_at_once(stack, mlflow_client):
+def test_load_eight_pipelines_at_once(stack, mlflow_client, ops_figures):
     """Eight small in-process pipelines at once on the GPU pool's worker, all recording into
     the one tracking server: all complete, every run has every metric step. Then the
     throughput of metric logging through the server (eight concurrent clients, batches)."""
@@ -288,6 +288,8 @@ def test_load_eight_pipelines_at_once(stack, mlflow_client):
             if key.startswith("heldout/"):
                 assert steps == [10, 20], f"{key}: {steps}"
             logged += len(steps)
+    ops_figures["runs_under_load"] = LOAD_RUNS
+    ops_figures["metric_values_checked_under_load"] = logged
     print(
         f"\nload: {LOAD_RUNS} pipelines at once completed in {elapsed:.1f} s, "
         f"{logged} metric values recorded, none missing"
@@ -312,6 +314,7 @@ def test_load_eight_pipelines_at_once(stack, mlflow_client):
     for run_id in run_ids:
         history = mlflow_client.get_metric_history(run_id, f"m{per_batch - 1}")
         assert sorted(m.step for m in history) == list(range(batches))
+    ops_figures["metrics_per_second"] = round(total / elapsed)
     print(
         f"metric logging through the server: {total} metrics in {elapsed:.2f} s = "
         f"{total / elapsed:.0f} metrics/s ({LOAD_RUNS * batches / elapsed:.0f} log_batch/s, "
