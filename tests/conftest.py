@@ -79,4 +79,11 @@ def pytest_sessionfinish(session):
     if path:
         fuzz = sys.modules.get("tests.test_fuzz")
         with open(path, "w") as f:
-            json.dump({"tests": _OPS_RESULTS, "fuzzed": dict(fuzz.EXAMPLES) if fuzz else {}}, f)
+            json.dump(
+                {
+                    "tests": _OPS_RESULTS,
+                    "fuzzed": dict(fuzz.EXAMPLES) if fuzz else {},
+                    "figures": _OPS_FIGURES,
+                },
+                f,
+            )
