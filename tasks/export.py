@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from estimator_core.data import make_serving_input_receiver_fn
 from flows.params import TrainingParams
-from tasks.training import forget_sessions, session
+from tasks.training import dropped_on_failure, session
 
 
 @task(name="export-model", retries=1, retry_delay_seconds=1, cache_policy=NO_CACHE)
@@ -18,14 +18,11 @@ def export_model(params: TrainingParams, export_name: str) -> str:
     set's schema (one input per feature). Atomic: the export appears complete or not at all.
     Returns the SavedModel directory."""
     estimator = session(params).estimator
-    try:
+    with dropped_on_failure(params):
         path = estimator.export_saved_model(
             os.path.join(params.model_dir, "export", export_name),
             make_serving_input_receiver_fn(params.data_dir),
         )
-    except BaseException:
-        forget_sessions(params.model_dir)
-        raise
     path = os.fsdecode(path)
     get_run_logger().info("exported %s", path)
     return path

@@ -351,6 +351,15 @@ def register_saved_model(
         gate_key=gate_key,
         gate_value=gate_value,
     )
+    _logger().info(
+        "registered %s version %s (%s); %s %s, champion had %s",
+        name,
+        version,
+        ", ".join(result["aliases"]),
+        gate_key,
+        gate_value,
+        champion,
+    )
     return result
 
 
@@ -394,29 +403,7 @@ log_directory_task = task(name="log-artifacts", retries=2, cache_policy=NO_CACHE
 log_dataset_task = task(name="log-dataset", retries=2, cache_policy=NO_CACHE)(log_dataset)
 finish_tracking = task(name="finish-tracking", cache_policy=NO_CACHE)(finish_run)
 deliver_task = task(name="deliver-tracking", cache_policy=NO_CACHE)(deliver)
-
-
-@task(name="register-model", retries=1, cache_policy=NO_CACHE)
-def register_model(
-    settings: TrackingParams,
-    run_id: str,
-    saved_model_dir: str,
-    export: ExportParams,
-    gate_value: float | None,
-) -> dict[str, Any]:
-    """Task form of :func:`register_saved_model`, logging what it did."""
-    result = register_saved_model(settings, run_id, saved_model_dir, export, gate_value)
-    if "version" in result:
-        get_run_logger().info(
-            "registered %s version %s (%s); %s %s, champion had %s",
-            result["name"],
-            result["version"],
-            ", ".join(result["aliases"]),
-            result["gate_key"],
-            result["gate_value"],
-            result["champion_value"],
-        )
-    return result
+register_model = task(name="register-model", retries=1, cache_policy=NO_CACHE)(register_saved_model)
 
 
 def main(argv: list[str] | None = None) -> None:

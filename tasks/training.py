@@ -14,7 +14,7 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -108,6 +108,21 @@ def forget_sessions(model_dir: str | None = None) -> None:
                 del _SESSIONS[key]
 
 
+@contextlib.contextmanager
+def dropped_on_failure(params: TrainingParams) -> Iterator[None]:
+    """Drop the live Estimator of ``params`` when the body fails (its state in memory is not
+    trusted: the next task rebuilds it from the latest checkpoint); a corrupted record becomes
+    a DataError naming its shard."""
+    try:
+        yield
+    except tf.errors.DataLossError as err:
+        forget_sessions(params.model_dir)
+        raise corrupt_shard_error(params.data_dir, err) from err
+    except BaseException:
+        forget_sessions(params.model_dir)
+        raise
+
+
 def _input_fn(live: _Session, params: TrainingParams, split: str, batch: int, mode: str):
     # The same input_fn object every round: the Estimator continues its iterator.
     key = (params.data_dir, split, batch, mode, params.shuffle_buffer)
@@ -171,18 +186,12 @@ def train_to(params: TrainingParams, target_step: int) -> dict[str, Any]:
     start = latest_step(params.model_dir)  # train() resumes from there
     recorder = LossRecorderHook(params.run_config.log_step_count_steps)
     began = time.perf_counter()
-    try:
+    with dropped_on_failure(params):
         estimator.train(
             _input_fn(live, params, params.train_split, params.batch_size, est.ModeKeys.TRAIN),
             hooks=[recorder],
             max_steps=target,
         )
-    except tf.errors.DataLossError as err:
-        forget_sessions(params.model_dir)
-        raise corrupt_shard_error(params.data_dir, err) from err
-    except BaseException:
-        forget_sessions(params.model_dir)
-        raise
     step = estimator.get_global_step_value()
     return {
         "start_step": start,
@@ -196,18 +205,12 @@ def train_to(params: TrainingParams, target_step: int) -> dict[str, Any]:
 def evaluate_set(params: TrainingParams, eval_set: EvalSet) -> dict[str, float]:
     """Evaluate the latest weights on ``eval_set``; metrics as plain floats (+ global_step)."""
     live = session(params)
-    try:
+    with dropped_on_failure(params):
         results = live.estimator.evaluate(
             _input_fn(live, params, eval_set.split, eval_set.batch_size, est.ModeKeys.EVAL),
             steps=eval_set.steps,
             name=eval_set.name,
         )
-    except tf.errors.DataLossError as err:
-        forget_sessions(params.model_dir)
-        raise corrupt_shard_error(params.data_dir, err) from err
-    except BaseException:
-        forget_sessions(params.model_dir)
-        raise
     return {key: float(np.asarray(value)) for key, value in results.items()}
 
 
