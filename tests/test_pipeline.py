@@ -248,3 +248,25 @@ def test_credentials_come_from_a_prefect_secret_block(prefect_api, monkeypatch):
     Secret(value={"user": "x"}).save("bad-creds", overwrite=True)
     with pytest.raises(ValueError, match="must hold username and password, or token"):
         load_credentials("bad-creds")
+
+
+def test_early_stopping_ends_the_rounds(prefect_api, tmp_path):
+    from estimator_core.data import write_dataset
+    from examples.digits import load_digits_arrays
+    from flows.params import TrackingParams, TrainingParams
+    from flows.train_and_evaluate import train_and_evaluate
+
+    x, y, _, _ = load_digits_arrays()
+    write_dataset({"pixels": x, "digit": y}, tmp_path / "data", label="digit")
+    params = TrainingParams(
+        data_dir=str(tmp_path / "data"),
+        model_dir=str(tmp_path / "model"),
+        round_steps=20,
+        max_steps=200,
+        run_config={"iterations_per_loop": 10},
+        eval_sets=[{"name": "heldout", "split": "eval"}],
+        # No round can improve the loss by 10: stop once `patience` rounds have not.
+        early_stopping={"eval_name": "heldout", "metric": "loss", "patience": 1, "min_delta": 10},
+    )
+    tracking = TrackingParams(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert train_and_evaluate(params, tracking)["global_step"] == 40
