@@ -82,7 +82,8 @@ def main() -> None:
     uri = tracking.tracking_uri(params.tracking)
     print("\nDone.")
     for name, metrics in result["training"]["evaluations"].items():
-        print(f"  eval {name}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "global_step")
+        print(f"  eval {name} at step {int(metrics['global_step'])}: {shown}")
     print(f"  TFRecords:   {result['data']['data_dir']}")
     print(f"  Checkpoints: {params.training.model_dir}")
     print(f"  SavedModel:  {exported['saved_model']}")
