@@ -48,6 +48,7 @@ def _logger() -> Any:
 
 
 FLOW_RUN_TAG = "prefect.flow_run_id"
+SAVED_MODEL_TAG = "saved_model_path"
 MAX_PARAM_LENGTH = 6000
 
 
@@ -287,25 +288,29 @@ def deliver(settings: TrackingParams, run_id: str, required: bool = True) -> int
     return waiting
 
 
-def register_saved_model(
-    settings: TrackingParams,
-    run_id: str,
-    saved_model_dir: str,
-    export: ExportParams,
-    gate_value: float | None,
-) -> dict[str, Any]:
-    """Log the SavedModel (under ``saved_model/``, and as a pyfunc model that serves it),
-    register it as a new version of ``export.registered_model_name``, alias it
-    ``candidate_alias``, and promote it to ``champion_alias`` when ``gate_value`` beats the
-    champion's (or there is no champion). Returns what was done."""
+def _registered_version(
+    client: MlflowClient, name: str, run_id: str, saved_model_dir: str
+) -> str | None:
+    """The version of ``name`` this run already registered for ``saved_model_dir``, if any."""
+    try:
+        versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    except MlflowException:  # no such registered model yet
+        return None
+    for found in versions:
+        if found.tags.get(SAVED_MODEL_TAG) == saved_model_dir:
+            return str(found.version)
+    return None
+
+
+def _log_pyfunc(client: MlflowClient, run_id: str, saved_model_dir: str, name: str | None):
+    """Log the SavedModel under ``saved_model/`` and as a pyfunc model (registered as a new
+    version of ``name`` when given); returns MLflow's ModelInfo."""
     with warnings.catch_warnings():  # MLflow's advice on predict's type hints: see the module
         warnings.filterwarnings("ignore", message=".*type hint", category=UserWarning)
         from tasks import serving_model
-
-    client = client_for(settings)
-    client.log_artifacts(run_id, saved_model_dir, serving_model.SAVED_MODEL_ARTIFACT)
     import tensorflow as tf
 
+    client.log_artifacts(run_id, saved_model_dir, serving_model.SAVED_MODEL_ARTIFACT)
     signature = serving_model.signature_of(saved_model_dir)
     example = {
         spec.name: np.zeros([1 if d == -1 else d for d in spec.shape], spec.type)
@@ -314,7 +319,7 @@ def register_saved_model(
     with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
         # The signature is given; MLflow's advice to declare it with type hints does not apply.
         warnings.filterwarnings("ignore", message=".*type hint", category=UserWarning)
-        info = mlflow.pyfunc.log_model(
+        return mlflow.pyfunc.log_model(
             name="model",
             python_model=serving_model.__file__,
             artifacts={serving_model.SAVED_MODEL_ARTIFACT: saved_model_dir},
@@ -326,20 +331,49 @@ def register_saved_model(
                 "numpy",
                 "pandas",
             ],
-            registered_model_name=export.registered_model_name,
+            registered_model_name=name,
         )
-    result: dict[str, Any] = {"model_uri": info.model_uri}
-    if not export.registered_model_name:
+
+
+def register_saved_model(
+    settings: TrackingParams,
+    run_id: str,
+    saved_model_dir: str,
+    export: ExportParams,
+    gate_value: float | None,
+) -> dict[str, Any]:
+    """Log the SavedModel (under ``saved_model/``, and as a pyfunc model that serves it),
+    register it as a new version of ``export.registered_model_name``, alias it
+    ``candidate_alias``, and promote it to ``champion_alias`` when ``gate_value`` beats the
+    champion's (or there is no champion). Idempotent: a retry finds the version this run
+    registered for ``saved_model_dir`` (tag ``saved_model_path``) instead of adding another.
+    Returns what was done."""
+    client = client_for(settings)
+    name = export.registered_model_name
+    version = _registered_version(client, name, run_id, saved_model_dir) if name else None
+    if version is None:  # not registered yet (a retry finds what the first attempt did)
+        info = _log_pyfunc(client, run_id, saved_model_dir, name)
+        model_uri = info.model_uri
+        if name:
+            version = str(info.registered_model_version)
+            client.set_model_version_tag(name, version, SAVED_MODEL_TAG, saved_model_dir)
+    else:
+        model_uri = f"models:/{name}/{version}"
+    result: dict[str, Any] = {"model_uri": model_uri}
+    if not name:
         return result
-    name, version = export.registered_model_name, str(info.registered_model_version)
     gate_key = f"{export.gate_eval}/{export.gate_metric}"
     client.set_registered_model_alias(name, export.candidate_alias, version)
     if gate_value is not None:
         client.set_model_version_tag(name, version, gate_key, str(gate_value))
-    champion = _champion_value(client, name, export.champion_alias, gate_key)
-    promote = champion is None or (
-        gate_value is not None
-        and (gate_value > champion if export.higher_is_better else gate_value < champion)
+    champion_version, champion = _champion(client, name, export.champion_alias, gate_key)
+    promote = (
+        champion_version == version  # a retry of the run that promoted it
+        or champion is None
+        or (
+            gate_value is not None
+            and (gate_value > champion if export.higher_is_better else gate_value < champion)
+        )
     )
     if promote:
         client.set_registered_model_alias(name, export.champion_alias, version)
@@ -363,13 +397,14 @@ def register_saved_model(
     return result
 
 
-def _champion_value(client: MlflowClient, name: str, alias: str, key: str) -> float | None:
+def _champion(client: MlflowClient, name: str, alias: str, key: str):
+    """(version, gate value) of the current champion; (None, None) when there is none."""
     try:
         champion = client.get_model_version_by_alias(name, alias)
     except MlflowException:
-        return None
+        return None, None
     value = champion.tags.get(key)
-    return float(value) if value is not None else None
+    return str(champion.version), (float(value) if value is not None else None)
 
 
 def finish_run(settings: TrackingParams, run_id: str, status: str = "FINISHED") -> None:

@@ -111,6 +111,20 @@ def test_registered_model_serves_like_the_estimator(first_run):
     )
     assert np.array_equal(served["classes"], expected)
 
+    from flows.params import ExportParams
+    from tasks.tracking import register_saved_model
+
+    again = register_saved_model(  # a retried register-model task adds no version
+        params.tracking,
+        result["mlflow_run_id"],
+        exported["saved_model"],
+        ExportParams(),
+        exported["gate_value"],
+    )
+    assert again["version"] == "1" and again["aliases"] == ["candidate", "champion"]
+    mine = f"name = 'digits-classifier' and run_id = '{result['mlflow_run_id']}'"
+    assert len(client.search_model_versions(mine)) == 1
+
 
 def test_a_worse_model_becomes_candidate_but_not_champion(first_run, tmp_path):
     from flows.training_pipeline import training_pipeline
