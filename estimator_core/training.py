@@ -180,8 +180,13 @@ def train_and_evaluate(
     step = _checkpoint_step(estimator)
     for eval_state in state.values():
         eval_state.evaluate(step, final=True)
+    return _result(state, single)
+
+
+def _result(state: dict[str | None, _EvalState], single: bool) -> TrainAndEvaluateResult:
+    """The last results and exports: of the one EvalSpec when ``single``, else by name."""
     if single:
-        only = state[specs[0].name]
+        (only,) = state.values()
         return TrainAndEvaluateResult(only.last_result, only.exports)
     return TrainAndEvaluateResult(
         {name: s.last_result for name, s in state.items()},
@@ -273,13 +278,7 @@ def run_evaluator(
                 break
         if final:
             break
-    if single:
-        only = state[specs[0].name]
-        return TrainAndEvaluateResult(only.last_result, only.exports)
-    return TrainAndEvaluateResult(
-        {name: s.last_result for name, s in state.items()},
-        {name: s.exports for name, s in state.items()},
-    )
+    return _result(state, single)
 
 
 class _DeadlineHook(hooks_lib.SessionRunHook):

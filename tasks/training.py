@@ -23,6 +23,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 import estimator_core as est
+from estimator_core.checkpoints import checkpoint_step
 from estimator_core.data import corrupt_shard_error, make_input_fn
 from flows.params import EvalSet, TrainingParams, load_model_fn
 
@@ -57,7 +58,7 @@ def local_strategy() -> tf.distribute.Strategy | None:
 def latest_step(model_dir: str) -> int:
     """The global step of the latest checkpoint in ``model_dir`` (0 when there is none)."""
     latest = tf.train.latest_checkpoint(model_dir)
-    return int(latest.rsplit("-", 1)[1]) if latest else 0
+    return checkpoint_step(latest) if latest else 0
 
 
 def run_config(params: TrainingParams) -> est.RunConfig:
