@@ -18,6 +18,18 @@ def array_input_fn(x, y=None, batch_size=32, repeat=False, shuffle=False):
     return input_fn
 
 
+def write_digits_tfrecords(directory):
+    """scikit-learn's digits as a prepared data set (features ``pixels``, label ``digit``,
+    splits train 80 % / eval 20 %) in ``directory``."""
+    from estimator_core.data import write_dataset
+    from examples.digits import load_digits_arrays
+
+    x, y, _, _ = load_digits_arrays()
+    write_dataset(
+        {"pixels": x, "digit": y}, directory, label="digit", splits={"train": 0.8, "eval": 0.2}
+    )
+
+
 def event_scalars(directory):
     """{tag: {step: value}} of the scalar summaries in a TensorBoard log directory."""
     from tensorboard.backend.event_processing import event_accumulator

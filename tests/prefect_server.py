@@ -52,6 +52,29 @@ def repo_litter() -> set[str]:
         return paths | {f.read()}
 
 
+def tiny_pipeline_params(
+    root: Path, stages: str, tracking_uri: str, export: dict | None = None
+) -> dict:
+    """Deployment parameters of a training pipeline small enough for a test: digits into
+    ``root/data``, 20 steps in rounds of 10 into ``root/model``, one eval set of 2 batches."""
+    data_dir, model_dir = str(root / "data"), str(root / "model")
+    params = {
+        "stages": stages,
+        "data": {"output_dir": data_dir, "num_shards": 1},
+        "training": {
+            "data_dir": data_dir,
+            "model_dir": model_dir,
+            "max_steps": 20,
+            "round_steps": 10,
+            "eval_sets": [{"name": "heldout", "split": "eval", "steps": 2}],
+        },
+        "tracking": {"tracking_uri": tracking_uri, "outbox_dir": str(root / "outbox")},
+    }
+    if export is not None:
+        params["export"] = export
+    return {"params": params}
+
+
 def stop(process: subprocess.Popen) -> None:
     """SIGTERM the process group of ``process`` (started with ``start_new_session``), SIGKILL
     it after 10 s."""

@@ -14,7 +14,14 @@ import pytest
 import yaml
 
 from flows.training_pipeline import STAGE_DEPLOYMENTS
-from tests.prefect_server import FINAL_STATES, ROOT, prefect_server, stop, tail
+from tests.prefect_server import (
+    FINAL_STATES,
+    ROOT,
+    prefect_server,
+    stop,
+    tail,
+    tiny_pipeline_params,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -81,24 +88,8 @@ def test_nightly_pipeline_runs_each_stage_on_its_pool(server):
     CPU pool starts prepare-data (CPU), train (GPU) and export (CPU) deployments and waits.
     The GPU pool's worker has no GPU here: training just runs on CPU."""
     root = server.tmp / "nightly"
-    data_dir, model_dir = str(root / "data"), str(root / "model")
-    params = {
-        "params": {
-            "stages": "deployments",
-            "data": {"output_dir": data_dir, "num_shards": 1},
-            "training": {
-                "data_dir": data_dir,
-                "model_dir": model_dir,
-                "max_steps": 20,
-                "round_steps": 10,
-                "eval_sets": [{"name": "heldout", "split": "eval", "steps": 2}],
-            },
-            "tracking": {
-                "tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
-                "outbox_dir": str(root / "outbox"),
-            },
-        }
-    }
+    model_dir = str(root / "model")
+    params = tiny_pipeline_params(root, "deployments", f"sqlite:///{root / 'mlflow.db'}")
     parent_id = server.start_run("training-pipeline/training-pipeline-nightly", params)
     workers = [server.worker("cpu-pool"), server.worker("gpu-pool")]
     try:

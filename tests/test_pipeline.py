@@ -265,13 +265,11 @@ def test_credentials_come_from_a_prefect_secret_block(prefect_api, monkeypatch):
 
 
 def test_early_stopping_ends_the_rounds(prefect_api, tmp_path):
-    from estimator_core.data import write_dataset
-    from examples.digits import load_digits_arrays
     from flows.params import TrackingParams, TrainingParams
     from flows.train_and_evaluate import train_and_evaluate
+    from tests.helpers import write_digits_tfrecords
 
-    x, y, _, _ = load_digits_arrays()
-    write_dataset({"pixels": x, "digit": y}, tmp_path / "data", label="digit")
+    write_digits_tfrecords(tmp_path / "data")
     params = TrainingParams(
         data_dir=str(tmp_path / "data"),
         model_dir=str(tmp_path / "model"),

@@ -14,11 +14,8 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import re
 import shutil
-import socket
 import subprocess
-import sys
 import time
 import uuid
 
@@ -27,27 +24,21 @@ import pytest
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+from tests.prefect_server import BIN, FINAL_STATES, ROOT, Server, free_port, tiny_pipeline_params
+
 pytestmark = pytest.mark.slow
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.dirname(sys.executable)
-PREFECT = os.path.join(BIN, "prefect")
 STACK = os.path.join(ROOT, "ops", "stack.sh")
-FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 PG_UNAVAILABLE = 3  # ops/stack.sh's exit status when PostgreSQL cannot be installed or started
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Stack(Server):
+    """The stack's Prefect server (prefect commands and API calls as :class:`Server`'s) plus
+    ops/stack.sh, the MLflow server and the stack's logs."""
 
-
-class Stack:
     def __init__(self, tmp):
-        self.tmp = tmp
         self.dir = tmp / "stack"
-        prefect_port, mlflow_port = _free_port(), _free_port()
+        prefect_port, mlflow_port = free_port(), free_port()
         self.prefect_api = f"http://127.0.0.1:{prefect_port}/api"
         self.mlflow_url = f"http://127.0.0.1:{mlflow_port}"
         name = f"stacktest_{uuid.uuid4().hex[:8]}"
@@ -67,12 +58,13 @@ class Stack:
         )
         self.stack_env = env
         # What a team's shell has after `eval "$(ops/stack.sh env)"`: for prefect commands.
-        self.env = {
+        prefect_env = {
             **{k: v for k, v in env.items() if not k.startswith("STACK_")},
             "PREFECT_API_URL": self.prefect_api,
             "PREFECT_HOME": str(self.dir / "prefect-home"),
             "PWD": ROOT,  # prefect.yaml's pull step: `{{ $PWD }}` when deploying
         }
+        super().__init__(self.prefect_api, prefect_env, tmp)
 
     def script(self, command: str, timeout: float = 240) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -96,35 +88,12 @@ class Stack:
                 out.append(f"--- {path}:\n" + path.read_text()[-5000:])
         return "\n".join(out)
 
-    def prefect(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-        out = subprocess.run(
-            [PREFECT, *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        assert out.returncode == 0, (
-            f"prefect {' '.join(args)}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
-        )
-        return out
-
-    def api(self, method: str, path: str, **kwargs) -> object:
-        response = httpx.request(method, f"{self.prefect_api}{path}", timeout=30, **kwargs)
-        response.raise_for_status()
-        return response.json()
-
-    def start_run(self, name: str, parameters: dict) -> str:
-        out = self.prefect("deployment", "run", name, "--params", json.dumps(parameters))
-        return re.search(r"UUID: ([0-9a-f-]{36})", out.stdout).group(1)
-
     def wait(self, flow_run_ids: list[str], timeout: float) -> dict[str, dict]:
         """The flow runs once all are final (or the timeout has passed: the test then fails)."""
         deadline = time.monotonic() + timeout
         while True:
             runs = {i: self.api("GET", f"/flow_runs/{i}") for i in flow_run_ids}
-            if all(r["state"]["type"] in FINAL for r in runs.values()):
+            if all(r["state"]["type"] in FINAL_STATES for r in runs.values()):
                 return runs
             if time.monotonic() > deadline:
                 states = {i: r["state"]["type"] for i, r in runs.items()}
@@ -156,7 +125,7 @@ def stack(tmp_path_factory):
         assert f"export PREFECT_API_URL={stack.prefect_api}" in out.stdout
         assert stack.credentials[1] not in out.stdout + out.stderr  # a reference, not the value
         started = time.monotonic()
-        stack.prefect("--no-prompt", "deploy", "--all")
+        stack.prefect("--no-prompt", "deploy", "--all", timeout=180)
         print(f"prefect.yaml deployed in {time.monotonic() - started:.1f} s")
         deployments = stack.api("POST", "/deployments/filter", json={})
         nightly = next(d for d in deployments if d["name"] == "training-pipeline-nightly")
@@ -174,25 +143,6 @@ def mlflow_client(stack, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
     return MlflowClient(stack.mlflow_url, registry_uri=stack.mlflow_url)
-
-
-def _pipeline_params(root, stack: Stack, stages: str, registered_model: str | None) -> dict:
-    data_dir, model_dir = str(root / "data"), str(root / "model")
-    return {
-        "params": {
-            "stages": stages,
-            "data": {"output_dir": data_dir, "num_shards": 1},
-            "training": {
-                "data_dir": data_dir,
-                "model_dir": model_dir,
-                "max_steps": 20,
-                "round_steps": 10,
-                "eval_sets": [{"name": "heldout", "split": "eval", "steps": 2}],
-            },
-            "export": {"registered_model_name": registered_model},
-            "tracking": {"tracking_uri": stack.mlflow_url, "outbox_dir": str(root / "outbox")},
-        }
-    }
 
 
 def _run_of(client: MlflowClient, flow_run_id: str):
@@ -219,7 +169,9 @@ def test_nightly_pipeline_through_the_stack(stack, mlflow_client):
     """The nightly deployment (stages as deployments on cpu-pool and gpu-pool) run by the
     stack's workers, recorded through the authenticated tracking server."""
     root = stack.tmp / "nightly"
-    params = _pipeline_params(root, stack, "deployments", "stack-digits")
+    params = tiny_pipeline_params(
+        root, "deployments", stack.mlflow_url, {"registered_model_name": "stack-digits"}
+    )
     started = time.monotonic()
     parent_id = stack.start_run("training-pipeline/training-pipeline-nightly", params)
     parent = stack.wait([parent_id], timeout=240)[parent_id]
@@ -269,7 +221,12 @@ def test_load_eight_pipelines_at_once(stack, mlflow_client, ops_figures):
     ids = [
         stack.start_run(
             "training-pipeline/training-pipeline",
-            _pipeline_params(stack.tmp / f"load-{i}", stack, "in-process", None),
+            tiny_pipeline_params(
+                stack.tmp / f"load-{i}",
+                "in-process",
+                stack.mlflow_url,
+                {"registered_model_name": None},
+            ),
         )
         for i in range(LOAD_RUNS)
     ]

@@ -3,7 +3,6 @@ are delivered when it is back. A real `mlflow server`, stopped and started again
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,14 +11,11 @@ import urllib.request
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.helpers import write_digits_tfrecords
+from tests.prefect_server import free_port
+
 pytestmark = pytest.mark.slow
 MLFLOW = os.path.join(os.path.dirname(sys.executable), "mlflow")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -76,19 +72,11 @@ def server(tmp_path):
 
 @pytest.mark.fault
 def test_records_wait_out_an_outage_and_arrive_complete(prefect_api, server, tmp_path):
-    from estimator_core.data import write_dataset
-    from examples.digits import load_digits_arrays
     from flows.params import TrackingParams, TrainingParams
     from flows.train_and_evaluate import train_and_evaluate
     from tasks import tracking
 
-    x, y, _, _ = load_digits_arrays()
-    write_dataset(
-        {"pixels": x, "digit": y},
-        tmp_path / "data",
-        label="digit",
-        splits={"train": 0.8, "eval": 0.2},
-    )
+    write_digits_tfrecords(tmp_path / "data")
     settings = TrackingParams(
         tracking_uri=server.uri, experiment="outage", outbox_dir=str(tmp_path / "outbox")
     )

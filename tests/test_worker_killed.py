@@ -31,6 +31,7 @@ import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.helpers import write_digits_tfrecords
 from tests.prefect_server import FINAL_STATES, prefect_server, stop, tail
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
@@ -91,16 +92,8 @@ def _histories(client: MlflowClient, run_id: str) -> dict[str, list[int]]:
 
 
 def test_a_killed_training_run_resumes_in_the_same_mlflow_run(tmp_path):
-    from estimator_core.data import write_dataset
-    from examples.digits import load_digits_arrays
 
-    x, y, _, _ = load_digits_arrays()
-    write_dataset(
-        {"pixels": x, "digit": y},
-        tmp_path / "data",
-        label="digit",
-        splits={"train": 0.8, "eval": 0.2},
-    )
+    write_digits_tfrecords(tmp_path / "data")
     model_dir, progress = tmp_path / "model", tmp_path / "step-in-progress"
     tracking_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     parameters = {
