@@ -364,3 +364,49 @@ def test_parts_written_independently_make_the_same_data_set(tmp_path):
         write_dataset(
             _csv(tmp_path / "bad.csv", rows), tmp_path / "bad", label="label", num_shards=4
         )
+
+
+def test_array_blocks_and_csv_rows_write_the_same_data_set(tmp_path, arrays):
+    """Clean array blocks are checked and encoded in bulk, CSV rows one by one: same records,
+    same statistics."""
+    rows = 5000  # more than one block of rows
+    rng = np.random.default_rng(1)
+    source = {
+        "id": np.arange(rows, dtype=np.int64),
+        "x": rng.normal(size=rows).astype(np.float32),
+        "count": rng.integers(-(2**40), 2**40, rows),
+        "city": np.array([["paris", "oslo", "lima"][i % 3] for i in range(rows)]),
+        "y": rng.integers(0, 300, rows),
+    }
+    path = tmp_path / "rows.csv"
+    pd.DataFrame({k: v.tolist() for k, v in source.items()}).to_csv(path, index=False)
+    settings = {"label": "y", "splits": {"train": 1.0}}
+    write_dataset(source, tmp_path / "blocks", **settings)
+    write_dataset(path, tmp_path / "rows", **settings)
+    blocks, by_row = by_id(read_all(tmp_path / "blocks")), by_id(read_all(tmp_path / "rows"))
+    for name, values in source.items():
+        back = blocks[name].astype(str) if name == "city" else blocks[name]
+        assert np.array_equal(back, values.astype(back.dtype)), name
+        assert np.array_equal(blocks[name], by_row[name]), name
+    stats = [read_stats(str(tmp_path / d)) for d in ("blocks", "rows")]
+    assert stats[0]["label"] == stats[1]["label"]
+    assert stats[0]["features"]["city"] == stats[1]["features"]["city"]
+    for name in ("x", "count"):
+        assert stats[0]["features"][name] == pytest.approx(stats[1]["features"][name])
+
+
+def test_values_beyond_the_feature_dtype_are_bad_rows(tmp_path):
+    too_big = _csv(tmp_path / "big.csv", [[1, 0.5, 0], [2**63, 0.5, 1]])
+    with pytest.raises(DataError, match="line 3.*column 'a'.*does not fit in int64"):
+        write_dataset(too_big, tmp_path / "out", label="label")
+    overflow = _csv(tmp_path / "overflow.csv", [[1, 0.5, 0], [2, 1e39, 1]])
+    with pytest.raises(DataError, match="line 3.*column 'b'.*does not fit in float32"):
+        write_dataset(overflow, tmp_path / "out", label="label")
+    x = np.arange(10_000, dtype=np.float64)
+    x[5000] = np.nan  # one bad row in the second block of an otherwise clean array
+    manifest = write_dataset(
+        {"x": x, "y": np.zeros(10_000, np.int64)}, tmp_path / "out", label="y", on_bad_row="skip"
+    )
+    assert manifest["records"] == 9_999 and manifest["bad_rows"] == 1
+    bad = read_stats(str(tmp_path / "out"))["bad_rows"]["examples"]
+    assert [(e["line"], e["column"]) for e in bad] == [(5001, "x")]

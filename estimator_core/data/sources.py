@@ -9,13 +9,14 @@ the same settings can be recognised.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import itertools
 import math
 import os
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,8 @@ MISSING_TEXT = ("", "nan", "NaN", "NA", "null")
 
 class Source:
     """Rows with a position: ``rows()`` yields ``(line, {column: value})``, or ``(line,
-    DataError)`` for a row that cannot be read as one (a wrong number of fields)."""
+    DataError)`` for a row that cannot be read as one (a wrong number of fields);
+    ``blocks()`` yields them grouped, as columns of arrays where the source has them."""
 
     kind = "source"
     path: str | None = None
@@ -44,6 +46,16 @@ class Source:
     def rows(self, part: dict[str, Any] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
         """The rows of ``part`` (one of :meth:`parts`), or of the whole source."""
         raise NotImplementedError
+
+    BLOCK_ROWS = 4096
+
+    def blocks(self, part: dict[str, Any] | None = None) -> Iterator[Block]:
+        """The rows of ``part`` in blocks of up to :attr:`BLOCK_ROWS` rows: what the writer
+        converts, checks and encodes at once."""
+        rows = iter(self.rows(part))
+        while chunk := list(itertools.islice(rows, self.BLOCK_ROWS)):
+            lines, records = zip(*chunk)
+            yield Block(lines, records=list(records))
 
     def parts(self, count: int) -> list[dict[str, Any] | None]:
         """``count`` contiguous pieces that can be read independently (in parallel); fewer where
@@ -180,6 +192,18 @@ class CsvSource(Source):
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=self._delimiter)
         yield from self._records(reader, first_line=part["first_line"])
 
+    def blocks(self, part: dict[str, Any] | None = None) -> Iterator[Block]:
+        """Blocks of rows as columns of text (the writer converts them in bulk); a block with a
+        row of the wrong number of fields keeps its rows one by one."""
+        columns = self.columns()
+        for block in super().blocks(part):
+            assert block.records is not None
+            if any(isinstance(row, DataError) for row in block.records):
+                yield block
+                continue
+            table = np.array([list(row.values()) for row in block.records], dtype=str)
+            yield Block(block.lines, arrays={c: table[:, i] for i, c in enumerate(columns)})
+
     def _checked(self, reader: Any, first_line: int) -> Iterator[list[str]]:
         """``reader``'s rows; undecodable bytes or malformed CSV become a DataError with the line."""
         while True:
@@ -270,30 +294,18 @@ class ArraySource(Source):
             )
         return Schema(tuple(features), label)
 
-    BLOCK_ROWS = 4096
-
-    def rows(self, part: dict[str, Any] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Rows as :class:`CheckedRow`: numeric columns are checked (all finite) and converted
-        to lists a block of rows at a time, which is most of the cost of a row otherwise."""
+    def blocks(self, part: dict[str, Any] | None = None) -> Iterator[Block]:
+        """Slices of the arrays, :attr:`BLOCK_ROWS` rows each."""
         total = len(next(iter(self._arrays.values())))
         start, stop = (0, total) if part is None else (part["start"], part["stop"])
         for block_start in range(start, stop, self.BLOCK_ROWS):
             block_stop = min(block_start + self.BLOCK_ROWS, stop)
-            columns, checked = {}, {}
-            for name, array in self._arrays.items():
-                block = array[block_start:block_stop]
-                kind = block.dtype.kind
-                if kind in "iub" or (kind == "f" and np.isfinite(block).all()):
-                    if kind == "b":  # tf.Example's Int64List refuses Python bools
-                        block = block.astype(np.int64)
-                    columns[name] = block.reshape(len(block), -1).tolist()
-                    checked[name] = "f" if kind == "f" else "i"
-                else:
-                    columns[name] = block  # checked value by value by the writer
-            for offset in range(block_stop - block_start):
-                row = CheckedRow({name: column[offset] for name, column in columns.items()})
-                row.checked = checked
-                yield block_start + offset + 1, row
+            arrays = {name: a[block_start:block_stop] for name, a in self._arrays.items()}
+            yield Block(range(block_start + 1, block_stop + 1), arrays=arrays)
+
+    def rows(self, part: dict[str, Any] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+        for block in self.blocks(part):
+            yield from block.rows()
 
     def parts(self, count: int) -> list[dict[str, Any] | None]:
         return _even_ranges(len(next(iter(self._arrays.values()))), count)
@@ -348,14 +360,19 @@ class ParquetSource(Source):
             raise DataError("empty Parquet file", path=self.path)
         return DataFrameSource(batch.to_pandas()).infer_schema(label)
 
-    def rows(self, part: dict[str, Any] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    def blocks(self, part: dict[str, Any] | None = None) -> Iterator[Block]:
+        """One block per record batch of :attr:`BATCH_ROWS` rows."""
         parquet = self._open_file()
         groups = list(range(parquet.num_row_groups)) if part is None else part["groups"]
-        line = 0 if part is None else part["first_row"]
+        line = 1 if part is None else part["first_row"] + 1
         for batch in parquet.iter_batches(batch_size=self.BATCH_ROWS, row_groups=groups):
-            for _, row in DataFrameSource(batch.to_pandas()).rows():
-                line += 1
-                yield line, row
+            arrays = DataFrameSource(batch.to_pandas())._arrays
+            yield Block(range(line, line + batch.num_rows), arrays=arrays)
+            line += batch.num_rows
+
+    def rows(self, part: dict[str, Any] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+        for block in self.blocks(part):
+            yield from block.rows()
 
     def parts(self, count: int) -> list[dict[str, Any] | None]:
         metadata = self._open_file().metadata
@@ -378,6 +395,7 @@ class ImageFolderSource(Source):
     label ``label`` (the class's index in the sorted class names)."""
 
     kind = "image_folder"
+    BLOCK_ROWS = 64  # images are large: keep a block's memory small
 
     def __init__(self, root: str) -> None:
         self.path = root
@@ -428,10 +446,24 @@ class ImageFolderSource(Source):
         return {**super().describe(), "classes": self.classes}
 
 
-class CheckedRow(dict):
-    """A row whose ``checked`` columns (name → ``"f"`` or ``"i"``) hold lists of finite numbers."""
+@dataclasses.dataclass
+class Block:
+    """Consecutive rows of a source, numbered ``lines``: either as ``arrays`` (columns, rows
+    along the first axis) or as ``records`` (one per line: a row dict, or the
+    :class:`DataError` of a row that could not be read as one)."""
 
-    __slots__ = ("checked",)
+    lines: Sequence[int]
+    arrays: dict[str, np.ndarray] | None = None
+    records: list[Any] | None = None
+
+    def rows(self) -> Iterator[tuple[int, Any]]:
+        """``(line, row)`` one row at a time, as :meth:`Source.rows` yields them."""
+        if self.records is not None:
+            yield from zip(self.lines, self.records)
+            return
+        assert self.arrays is not None
+        for offset, line in enumerate(self.lines):
+            yield line, {name: array[offset] for name, array in self.arrays.items()}
 
 
 def _even_ranges(total: int, count: int) -> list[dict[str, Any] | None]:

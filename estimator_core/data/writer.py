@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
-import itertools
 import json
 import logging
 import math
@@ -32,9 +31,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from estimator_core.data.encoding import Column, encode_examples
 from estimator_core.data.errors import DataError
 from estimator_core.data.schema import SCHEMA_FILE, FeatureSpec, Schema
-from estimator_core.data.sources import Source, file_sha256, is_missing, open_source
+from estimator_core.data.sources import Block, Source, file_sha256, is_missing, open_source
 
 logger = logging.getLogger("estimator_core.data")
 
@@ -207,35 +207,32 @@ def plan_dataset(
 
 
 def write_part(plan: DatasetPlan, index: int) -> PartResult:
-    """Convert part ``index`` of the source into shards in the plan's temporary directory."""
+    """Convert part ``index`` of the source into shards in the plan's temporary directory.
+
+    A block of rows at a time: a block of clean numeric (or text) columns is checked, encoded
+    and summarised in bulk; any other block goes row by row through the checks that name the
+    line and column at fault, and its good rows are then encoded together.
+    """
     assert plan.temp_dir is not None, "nothing to write: the plan is a cache hit"
     src, schema, settings = plan.source, plan.schema, plan.settings
-    splits = settings["splits"]
-    writers = {name: _SplitWriter(plan.temp_dir, name, index, settings) for name in splits}
-    stats = _Stats(schema, list(splits))
-    bad: list[dict[str, Any]] = []
-    bad_count = 0
-    for line, raw in src.rows(plan.parts[index]):
-        try:
-            if isinstance(raw, DataError):
-                raise raw
-            values = _convert(raw, schema, settings["allow_missing"])
-        except DataError as err:
-            err = DataError(err.reason, path=src.path or src.kind, line=line, column=err.column)
-            if settings["on_bad_row"] == "error":
-                raise err from None
-            bad_count += 1
-            if len(bad) < BAD_ROW_EXAMPLES:
-                bad.append(err.as_dict())
-                logger.warning("write_dataset: skipped bad row: %s", err)
+    split_names = list(settings["splits"])
+    writers = [_SplitWriter(plan.temp_dir, name, index, settings) for name in split_names]
+    stats = _Stats(schema, split_names)
+    rejected = _Rejected(src.path or src.kind, settings["on_bad_row"])
+    for block in src.blocks(plan.parts[index]):
+        converted = _clean_block(block, schema, settings["split_key"])
+        if converted is None:
+            converted = _convert_rows(block, schema, settings, rejected)
+        columns, keys = converted
+        if not len(keys):
             continue
-        key = raw[settings["split_key"]] if settings["split_key"] else line
-        split = _split_for(settings["seed"], key, splits)
-        writers[split].write(_example(values, schema))
-        stats.add(values, split)
-    shards = {name: writer.close() for name, writer in writers.items()}
-    stats.flush()
-    return PartResult(index, shards, stats, bad_count, bad)
+        split_ids = _split_ids(settings["seed"], keys, settings["splits"])
+        data, offsets = encode_examples(schema, columns, len(keys))
+        for row, split in enumerate(split_ids.tolist()):
+            writers[split].write(data[offsets[row] : offsets[row + 1]])
+        stats.add(columns, split_ids)
+    shards = {name: writer.close() for name, writer in zip(split_names, writers)}
+    return PartResult(index, shards, stats, rejected.count, rejected.examples)
 
 
 def finalize_dataset(plan: DatasetPlan, results: Sequence[PartResult]) -> dict[str, Any]:
@@ -347,34 +344,134 @@ def _publish_shard(directory: str, shard: dict[str, Any], name: str) -> dict[str
     }
 
 
-# -- rows → examples --------------------------------------------------------------------------
+# -- rows → columns ----------------------------------------------------------------------------
+
+
+_DTYPES = {"float32": np.float32, "int64": np.int64}
+_INT64_LIMIT = 2**63
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _rounds_to_float32(number: float) -> bool:
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(np.float32(number)))
+
+
+class _Rejected:
+    """Bad rows: raised at once (``on_bad_row="error"``), or counted with the first few kept."""
+
+    def __init__(self, path: str, on_bad_row: str) -> None:
+        self._path = path
+        self._raise = on_bad_row == "error"
+        self.count = 0
+        self.examples: list[dict[str, Any]] = []
+
+    def add(self, err: DataError, line: int) -> None:
+        err = DataError(err.reason, path=self._path, line=line, column=err.column)
+        if self._raise:
+            raise err from None
+        self.count += 1
+        if len(self.examples) < BAD_ROW_EXAMPLES:
+            self.examples.append(err.as_dict())
+            logger.warning("write_dataset: skipped bad row: %s", err)
+
+
+def _clean_block(
+    block: Block, schema: Schema, split_key: str | None
+) -> tuple[dict[str, Column], list[Any]] | None:
+    """The block's columns and split keys when every value of every feature is already
+    acceptable as it stands (the common case for arrays, DataFrames and Parquet); None sends
+    the block through the row-by-row checks, which name what is wrong."""
+    if block.arrays is None:
+        return None
+    rows = len(block.lines)
+    columns = {}
+    for feature in schema.features:
+        array = block.arrays.get(feature.name)
+        if array is None:
+            return None
+        flat = array.reshape(rows, -1)
+        if feature.kind == "fixed" and flat.shape[1] != feature.size:
+            return None
+        values = _clean_values(flat.reshape(-1), feature.dtype)
+        if values is None:
+            return None
+        columns[feature.name] = Column(values, np.full(rows, flat.shape[1], np.int64))
+    return columns, list(block.arrays[split_key]) if split_key else block.lines
+
+
+def _clean_values(flat: np.ndarray, dtype: str) -> np.ndarray | list[bytes] | None:
+    """``flat`` converted to ``dtype`` when it holds only acceptable values, else None."""
+    if flat.dtype.kind == "U" and dtype != "string":  # CSV text
+        try:
+            flat = flat.astype(_DTYPES[dtype] if dtype == "int64" else np.float64)
+        except (ValueError, OverflowError):
+            return None
+    kind = flat.dtype.kind
+    if dtype == "string":
+        if kind == "S":
+            return flat.tolist()
+        if kind == "U" or (kind == "O" and all(isinstance(v, str) for v in flat.tolist())):
+            return [v.encode() for v in flat.tolist()]
+        return None
+    if kind not in "fiub":
+        return None
+    if kind == "f":
+        if not np.isfinite(flat).all():
+            return None  # missing or infinite values: checked row by row
+        if dtype == "int64" and not (
+            (flat == np.floor(flat)).all() and (np.abs(flat) < _INT64_LIMIT).all()
+        ):
+            return None
+    if dtype == "int64":
+        return flat.astype(np.int64)
+    # As a row of Python numbers would be: → float64 → float32.
+    with np.errstate(over="ignore"):
+        values = flat.astype(np.float64).astype(np.float32)
+    return values if np.isfinite(values).all() else None  # beyond float32: checked row by row
+
+
+def _convert_rows(
+    block: Block, schema: Schema, settings: dict[str, Any], rejected: _Rejected
+) -> tuple[dict[str, Column], list[Any]]:
+    """The good rows of ``block`` as columns, and their split keys; bad rows go to ``rejected``."""
+    values: dict[str, list] = {f.name: [] for f in schema.features}
+    counts: dict[str, list[int]] = {f.name: [] for f in schema.features}
+    keys = []
+    for line, raw in block.rows():
+        try:
+            if isinstance(raw, DataError):
+                raise raw
+            row = _convert(raw, schema, settings["allow_missing"])
+        except DataError as err:
+            rejected.add(err, line)
+            continue
+        for name, items in row.items():
+            values[name] += items
+            counts[name].append(len(items))
+        keys.append(raw[settings["split_key"]] if settings["split_key"] else line)
+    columns = {
+        f.name: Column(
+            values[f.name] if f.dtype == "string" else np.asarray(values[f.name], _DTYPES[f.dtype]),
+            np.asarray(counts[f.name], np.int64),
+        )
+        for f in schema.features
+    }
+    return columns, keys
 
 
 def _convert(
     raw: Mapping[str, Any], schema: Schema, allow_missing: bool | list[str]
 ) -> dict[str, list]:
-    checked = getattr(raw, "checked", {})
     values = {}
     for feature in schema.features:
         if feature.name not in raw:
             raise DataError("column missing from the row", column=feature.name)
-        value = raw[feature.name]
-        kind = checked.get(feature.name)
-        if (
-            kind is not None
-            and (feature.dtype == "float32" or (feature.dtype == "int64" and kind == "i"))
-            and (feature.kind == "var" or len(value) == feature.size)
-        ):
-            values[feature.name] = value
-        else:
-            values[feature.name] = _feature_values(value, feature, schema, allow_missing)
+        values[feature.name] = _feature_values(raw[feature.name], feature, schema, allow_missing)
     return values
 
 
 def _feature_values(value: Any, feature: FeatureSpec, schema: Schema, allow_missing: Any) -> list:
-    fast = _numeric_array_values(value, feature)
-    if fast is not None:
-        return fast
     items = _as_list(value, feature)
     if feature.kind == "fixed" and len(items) != feature.size:
         raise DataError(
@@ -400,26 +497,6 @@ def _feature_values(value: Any, feature: FeatureSpec, schema: Schema, allow_miss
     return out
 
 
-def _numeric_array_values(value: Any, feature: FeatureSpec) -> list | None:
-    """The values of a clean numeric NumPy row, checked in bulk; None sends the row through the
-    item-by-item checks (which name the problem) instead."""
-    if (
-        feature.dtype == "string"
-        or not isinstance(value, np.ndarray)
-        or value.dtype.kind not in "fiub"
-    ):
-        return None
-    flat = value.reshape(-1)
-    if feature.kind == "fixed" and flat.size != feature.size:
-        return None
-    if flat.dtype.kind == "f":
-        if not np.isfinite(flat).all():
-            return None
-        if feature.dtype == "int64" and not (flat == np.floor(flat)).all():
-            return None
-    return flat.tolist() if feature.dtype == "float32" else flat.astype(np.int64).tolist()
-
-
 def _as_list(value: Any, feature: FeatureSpec) -> list:
     if isinstance(value, np.ndarray):
         return value.reshape(-1).tolist()
@@ -435,38 +512,36 @@ def _number(item: Any, feature: FeatureSpec) -> float | int:
         if feature.dtype == "int64":
             if isinstance(item, float) and not item.is_integer():
                 raise ValueError
-            return int(item)
-        number = float(item)
+            number: float | int = int(item)
+        else:
+            number = float(item)
     except (TypeError, ValueError):
         kind = "an integer" if feature.dtype == "int64" else "a number"
         raise DataError(f"not {kind}: {item!r}", column=feature.name) from None
+    if isinstance(number, int) and not -_INT64_LIMIT <= number < _INT64_LIMIT:
+        raise DataError(f"integer {item!r} does not fit in int64", column=feature.name)
     if math.isinf(number):
         raise DataError(f"infinite value {item!r}", column=feature.name)
+    if isinstance(number, float) and abs(number) > _FLOAT32_MAX and not _rounds_to_float32(number):
+        raise DataError(f"value {item!r} does not fit in float32", column=feature.name)
     return number
 
 
-def _example(values: dict[str, list], schema: Schema) -> bytes:
-    feature_map = {}
-    for feature in schema.features:
-        items = values[feature.name]
-        if feature.dtype == "float32":
-            feature_map[feature.name] = tf.train.Feature(float_list=tf.train.FloatList(value=items))
-        elif feature.dtype == "int64":
-            feature_map[feature.name] = tf.train.Feature(int64_list=tf.train.Int64List(value=items))
-        else:
-            feature_map[feature.name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=items))
-    return tf.train.Example(features=tf.train.Features(feature=feature_map)).SerializeToString()
-
-
-def _split_for(seed: int, key: Any, splits: dict[str, float]) -> str:
-    digest = hashlib.sha256(f"{seed}\x00{key}".encode()).digest()
-    point = int.from_bytes(digest[:8], "big") / 2**64
-    cumulative = 0.0
-    for name, fraction in splits.items():
-        cumulative += fraction
-        if point < cumulative:
-            return name
-    return name
+def _split_ids(seed: int, keys: Sequence[Any], splits: dict[str, float]) -> np.ndarray:
+    """Each row's split (its index in ``splits``), picked by the hash of ``(seed, key)``."""
+    if len(splits) == 1:
+        return np.zeros(len(keys), np.int64)
+    bounds = np.cumsum(list(splits.values()))
+    bounds[-1] = np.inf  # rounding never leaves a row without a split
+    points = np.fromiter(
+        (
+            int.from_bytes(hashlib.sha256(f"{seed}\x00{key}".encode()).digest()[:8], "big")
+            for key in keys
+        ),
+        np.float64,
+        len(keys),
+    )
+    return np.searchsorted(bounds, points / 2**64, side="right")
 
 
 # -- statistics -------------------------------------------------------------------------------
@@ -482,6 +557,7 @@ class _Stats:
         }
         self._truncated: set[str] = set()
         self._counts: dict[str, int] = {f.name: 0 for f in schema.features}
+        self._splits = splits
         self._label_by_split: dict[str, Counter] = {s: Counter() for s in splits}
         self._split_rows: Counter = Counter()
         label = schema.label
@@ -490,35 +566,39 @@ class _Stats:
             label if label is not None and schema.feature(label).dtype != "float32" else None
         )
 
-    def add(self, values: dict[str, list], split: str) -> None:
-        self.rows += 1
-        self._split_rows[split] += 1
-        counts = self._counts
+    def add(self, columns: Mapping[str, Column], split_ids: np.ndarray) -> None:
+        """Count a block of rows: ``columns`` as encoded, ``split_ids[i]`` row ``i``'s split."""
+        self.rows += len(split_ids)
+        for split, rows in zip(*np.unique(split_ids, return_counts=True)):
+            self._split_rows[self._splits[split]] += int(rows)
         for name, moments in self._numeric.items():
-            items = values[name]
-            counts[name] += len(items)
-            moments.add(items)
+            values = columns[name].values
+            self._counts[name] += len(values)
+            moments.add(values)
         for name, vocab in self._vocab.items():
-            items = values[name]
-            counts[name] += len(items)
+            values = columns[name].values
+            self._counts[name] += len(values)
             if name in self._truncated:
                 continue
-            for item in items:
-                if len(item) > 256:  # binary payloads (images) are not vocabularies
-                    self._truncated.add(name)
-                    vocab.clear()
-                    break
-                vocab[item.decode(errors="replace")] += 1
+            if any(len(item) > 256 for item in values):  # binary payloads are no vocabulary
+                self._truncated.add(name)
+                vocab.clear()
+                continue
+            vocab.update(item.decode(errors="replace") for item in values)
             if len(vocab) > VOCABULARY_CAP:
                 self._truncated.add(name)
         if self._counted_label is not None:
-            label_counts = self._label_by_split[split]
-            for item in values[self._counted_label]:
-                label_counts[item.decode() if isinstance(item, bytes) else item] += 1
-
-    def flush(self) -> None:
-        for moments in self._numeric.values():
-            moments.flush()
+            label = columns[self._counted_label]
+            value_splits = np.repeat(split_ids, label.counts)
+            for split, label_counts in enumerate(self._label_by_split.values()):
+                chosen = value_splits == split
+                if isinstance(label.values, np.ndarray):
+                    found, times = np.unique(label.values[chosen], return_counts=True)
+                    label_counts.update(dict(zip(found.tolist(), times.tolist())))
+                else:
+                    label_counts.update(
+                        v.decode() for v, keep in zip(label.values, chosen.tolist()) if keep
+                    )
 
     def merge(self, other: _Stats) -> None:
         """Add another part's statistics to these."""
@@ -568,9 +648,7 @@ class _Stats:
 
 
 class _Moments:
-    """count/missing/sum/sum of squares/min/max of one numeric feature, in bulk batches."""
-
-    BUFFER_ROWS = 4096
+    """count/missing/sum/sum of squares/min/max of one numeric feature."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -579,18 +657,9 @@ class _Moments:
         self.total_sq = 0.0
         self.low = math.inf
         self.high = -math.inf
-        self._buffer: list[list] = []
 
-    def add(self, items: list) -> None:
-        self._buffer.append(items)
-        if len(self._buffer) >= self.BUFFER_ROWS:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self._buffer:
-            return
-        values = np.fromiter(itertools.chain.from_iterable(self._buffer), dtype=np.float64)
-        self._buffer = []
+    def add(self, values: np.ndarray) -> None:
+        values = np.asarray(values, np.float64)
         present = values[~np.isnan(values)]
         self.missing += values.size - present.size
         if present.size:
@@ -601,8 +670,6 @@ class _Moments:
             self.high = max(self.high, float(present.max()))
 
     def merge(self, other: _Moments) -> None:
-        self.flush()
-        other.flush()
         self.count += other.count
         self.missing += other.missing
         self.total += other.total
@@ -611,7 +678,6 @@ class _Moments:
         self.high = max(self.high, other.high)
 
     def to_json(self) -> dict[str, Any]:
-        self.flush()
         if not self.count:
             return {"count": 0, "missing": self.missing}
         mean = self.total / self.count
