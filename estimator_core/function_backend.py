@@ -60,7 +60,7 @@ class FunctionBackend(ModelFnBackend):
         if strategy is not None and jit_compile and not run_eagerly:
             raise ValueError("jit_compile is not supported with a distribution strategy yet")
         self._strategy = strategy
-        self._model_fn = model_fn
+        self._model_fn = model_fn if run_eagerly else _autographed(model_fn)
         self._loss_scaling = mixed_precision == "mixed_float16"
         self._writer = train_summary_writer
         self._summary_every = save_summary_steps or 0
@@ -114,9 +114,9 @@ class FunctionBackend(ModelFnBackend):
             self._train_loop, self._eval_loop = train_loop, eval_loop
             self._predict_loop_fn = predict_loop
         else:
-            self._train_loop = tf.function(train_loop)
-            self._eval_loop = tf.function(eval_loop)
-            self._predict_loop_fn = tf.function(predict_loop)
+            self._train_loop = _compiled(train_loop)
+            self._eval_loop = _compiled(eval_loop)
+            self._predict_loop_fn = _compiled(predict_loop)
 
     # -- ModelFnBackend ---------------------------------------------------------------------
 
@@ -169,7 +169,7 @@ class FunctionBackend(ModelFnBackend):
 
         self._building = True
         try:
-            tf.function(build).get_concrete_function(iterator)
+            _compiled(build).get_concrete_function(iterator)
         finally:
             self._building = False
 
@@ -260,7 +260,7 @@ class FunctionBackend(ModelFnBackend):
             serve(receiver_tensors)
 
         with global_step_scope(self.global_step):
-            tf.function(discover_signatures).get_concrete_function(
+            _compiled(discover_signatures).get_concrete_function(
                 dict(receiver.receiver_tensors_spec)
             )
             signatures = {
@@ -522,9 +522,26 @@ def _batch_size(flat: list[tf.Tensor]) -> tf.Tensor:
     return tf.cast(tf.shape(flat[0])[0], tf.int64)
 
 
+def _autographed(model_fn: ModelFn) -> ModelFn:
+    """model_fn as ``tf.function`` would trace it: converted by AutoGraph, so Python control flow
+    on tensors inside it becomes graph control flow. Converted once, here, for every mode."""
+
+    def call_model_fn(features: Any, labels: Any, mode: str) -> EstimatorSpec:
+        return model_fn(features, labels, mode)
+
+    return tf.autograph.to_graph(call_model_fn)
+
+
+def _compiled(fn: Callable[..., Any], jit_compile: bool = False) -> Any:
+    """``tf.function(fn)`` without AutoGraph: the backend's own code is written with
+    ``tf.while_loop``/``tf.cond``, and converting it again for each mode's first trace cost more
+    than a tenth of a second (model_fn is converted on its own: :func:`_autographed`)."""
+    return tf.function(fn, autograph=False, jit_compile=jit_compile)
+
+
 def _xla(step: Callable[[Any, bool], Any]) -> Callable[[Any, bool], Any]:
     """``step`` compiled with XLA (inside the loop; the input stays outside the cluster)."""
-    return tf.function(step, jit_compile=True)
+    return _compiled(step, jit_compile=True)
 
 
 def _apply_train_op(
@@ -585,4 +602,4 @@ def _signature_function(
     def signature(**receiver_tensors: tf.Tensor) -> dict[str, tf.Tensor]:
         return serve(receiver_tensors).export_outputs[name].as_signature_outputs()
 
-    return tf.function(signature).get_concrete_function(**receiver.receiver_tensors_spec)
+    return _compiled(signature).get_concrete_function(**receiver.receiver_tensors_spec)

@@ -147,6 +147,30 @@ def test_model_fn_gets_only_declared_args_and_global_step(tmp_path, train_input)
         est.Estimator(lambda x, mode: None, model_dir=tmp_path)
 
 
+def test_python_control_flow_on_tensors_in_model_fn_is_autographed(tmp_path, train_input):
+    """As in any tf.function: an ``if``/``for`` on tensors inside model_fn becomes graph control
+    flow (the backend's own loops are traced without AutoGraph; model_fn is converted)."""
+
+    def model_fn(features, labels, mode):
+        logits = keras.layers.Dense(10, name="logits")(features["x"])
+        penalty = tf.constant(0.0)
+        for k in tf.range(3):  # a tf.while_loop after conversion
+            penalty += tf.cast(k, tf.float32)
+        if mode == est.ModeKeys.PREDICT:
+            return est.EstimatorSpec(mode, predictions={"penalty": tf.fill([1], penalty)})
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+        if est.get_global_step() >= 5:  # a tensor condition: tf.cond after conversion
+            loss = loss * 0.0
+        return est.EstimatorSpec(mode, loss=loss, train_op=keras.optimizers.SGD(0.1))
+
+    estimator = make(tmp_path, model_fn)
+    estimator.train(train_input, steps=5)
+    before = estimator.get_variable_value("logits/kernel")
+    estimator.train(train_input, steps=5)  # loss is 0 from step 5 on: weights stay
+    np.testing.assert_array_equal(estimator.get_variable_value("logits/kernel"), before)
+    assert next(estimator.predict(train_input))["penalty"] == 3.0
+
+
 def _linear_model_fn(train_op_kind):
     def model_fn(features, labels, mode):
         dense = keras.layers.Dense(10, name="logits")
