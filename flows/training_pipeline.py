@@ -20,6 +20,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.deployments import run_deployment
 
+from flows.embedded_api import tune_embedded_api
 from flows.export import export
 from flows.params import PipelineParams
 from flows.prepare_data import prepare_data
@@ -76,6 +77,7 @@ def training_pipeline(params: PipelineParams | None = None) -> dict[str, Any]:
 
 
 def main() -> None:
+    tune_embedded_api()
     params = PipelineParams()
     result = training_pipeline(params)
     exported = result["export"]

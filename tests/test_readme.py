@@ -2,6 +2,7 @@
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 
@@ -57,3 +58,13 @@ def test_main_job_runs_end_to_end(tmp_path):
     assert "mlflow ui --backend-store-uri sqlite:///" in out.stdout
     assert (tmp_path / "mlflow.db").exists() and (tmp_path / "mlartifacts").is_dir()
     assert os.listdir(tmp_path / "runs" / "models" / "digits" / "export" / "serving")
+    # The embedded API server batches its writes (flows/embedded_api.py); what Prefect's UI
+    # reads from its database must still be complete once the process has ended.
+    with sqlite3.connect(tmp_path / "prefect" / "prefect.db") as db:
+        task_runs = db.execute("SELECT name, state_type FROM task_run").fetchall()
+        artifact_keys = {key for (key,) in db.execute("SELECT key FROM artifact")}
+    rounds = 5  # the defaults: rounds of 200 steps to step 1,000, two eval sets
+    names = [name.rsplit("-", 1)[0] for name, _ in task_runs]
+    assert names.count("train-round") == rounds and names.count("evaluate") == 2 * rounds
+    assert {state for _, state in task_runs} == {"COMPLETED"}
+    assert {"training-progress", "eval-results", "mlflow-run"} <= artifact_keys
