@@ -432,7 +432,6 @@ def run_url(settings: TrackingParams, run_id: str) -> str:
 # Thin Prefect tasks over the functions above (the functions stay callable without a flow).
 start_tracking = task(name="start-tracking", retries=2, cache_policy=NO_CACHE)(start_or_resume_run)
 log_params_task = task(name="log-params", retries=2, cache_policy=NO_CACHE)(log_params)
-log_round_task = task(name="log-round", retries=2, cache_policy=NO_CACHE)(log_round)
 log_checkpoint_task = task(name="log-checkpoint", retries=2, cache_policy=NO_CACHE)(log_checkpoint)
 log_directory_task = task(name="log-artifacts", retries=2, cache_policy=NO_CACHE)(log_directory)
 log_dataset_task = task(name="log-dataset", retries=2, cache_policy=NO_CACHE)(log_dataset)
