@@ -4,7 +4,7 @@
 That server runs in a second process on the same cores as training, and by default it
 records every task-run event in a transaction of its own (task-run recorder batch size 1):
 measured on 2 cores, ~110-125 ms of its CPU per round of 4 task runs (12 events), which
-TensorFlow then lacks. Batching the recorder and the event persister brings it to ~30 ms.
+TensorFlow then lacks. Batching the recorder and the event persister brings it to ~30-50 ms.
 What the UI shows is unchanged (every task run and state, every event); it may show them
 up to the flush interval (5 s) late, and a stopping server writes what it still holds.
 A server of its own (``prefect server start``, a deployment's) is left as configured.
