@@ -137,6 +137,18 @@ def comparisons(core: dict[str, Any], base: dict[str, Any], leg: dict[str, Any])
             ),
             "x",
         ),
+        _row(
+            "  diagnostic: estimator_core predict / its input_fn alone (the bound)",
+            ratio(
+                pred["predict_single"]["examples_per_s"], pred["input_fn_alone"]["examples_per_s"]
+            ),
+            "x",
+        ),
+        _row(
+            "  diagnostic: legacy predict / estimator_core's input_fn alone",
+            ratio(leg["predict_single_examples_per_s"], pred["input_fn_alone"]["examples_per_s"]),
+            "x",
+        ),
         _row("export_saved_model, estimator_core", pred["export_saved_model_s"], "s"),
         *_train_and_evaluate_rows(core.get("train_and_evaluate")),
         _row("export_saved_model, legacy tf.estimator", leg["export_saved_model_s"], "s"),
@@ -324,6 +336,7 @@ def _predict_table(core: dict, leg: dict) -> str:
             "estimator_core",
             rate(p["input_fn_alone"]),
             rate(p["predict_single"]),
+            fmt(p["predict_single"].get("python_gc_s"), " s", 3),
             rate(p["predict_single_warm"]),
             rate(p["predict_batched"]),
             fmt(p["export_saved_model_s"], " s", 3),
@@ -334,6 +347,7 @@ def _predict_table(core: dict, leg: dict) -> str:
             "-",
             fmt(leg["predict_single_examples_per_s"], "", 0),
             "-",
+            "-",
             fmt(leg["predict_batched_examples_per_s"], "", 0),
             fmt(leg["export_saved_model_s"], " s", 3),
             fmt(leg["savedmodel_serve_examples_per_s"], "", 0),
@@ -343,6 +357,7 @@ def _predict_table(core: dict, leg: dict) -> str:
         "run",
         "input_fn alone ex/s",
         "predict ex/s",
+        "of it Python GC",
         "next 3 calls ex/s",
         "batched ex/s",
         "export",
