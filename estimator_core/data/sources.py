@@ -281,6 +281,11 @@ class ArraySource(Source):
                 )
         self.kind = "npz" if path else "arrays"
 
+    @property
+    def arrays(self) -> Mapping[str, np.ndarray]:
+        """The columns, checked: same number of rows, values tf.Example can hold."""
+        return self._arrays
+
     def columns(self) -> list[str]:
         return list(self._arrays)
 
@@ -366,7 +371,7 @@ class ParquetSource(Source):
         groups = list(range(parquet.num_row_groups)) if part is None else part["groups"]
         line = 1 if part is None else part["first_row"] + 1
         for batch in parquet.iter_batches(batch_size=self.BATCH_ROWS, row_groups=groups):
-            arrays = DataFrameSource(batch.to_pandas())._arrays
+            arrays = dict(DataFrameSource(batch.to_pandas()).arrays)
             yield Block(range(line, line + batch.num_rows), arrays=arrays)
             line += batch.num_rows
 
