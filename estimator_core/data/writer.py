@@ -349,12 +349,11 @@ def _publish_shard(directory: str, shard: dict[str, Any], name: str) -> dict[str
 
 _DTYPES = {"float32": np.float32, "int64": np.int64}
 _INT64_LIMIT = 2**63
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def _rounds_to_float32(number: float) -> bool:
+def _overflows_float32(number: float) -> bool:
     with np.errstate(over="ignore"):
-        return bool(np.isfinite(np.float32(number)))
+        return bool(np.isinf(np.float32(number)))
 
 
 class _Rejected:
@@ -522,7 +521,7 @@ def _number(item: Any, feature: FeatureSpec) -> float | int:
         raise DataError(f"integer {item!r} does not fit in int64", column=feature.name)
     if math.isinf(number):
         raise DataError(f"infinite value {item!r}", column=feature.name)
-    if isinstance(number, float) and abs(number) > _FLOAT32_MAX and not _rounds_to_float32(number):
+    if isinstance(number, float) and _overflows_float32(number):
         raise DataError(f"value {item!r} does not fit in float32", column=feature.name)
     return number
 
