@@ -10,7 +10,8 @@ from estimator_core.data.schema import FeatureSpec, Schema
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 FLOAT32 = st.floats(width=32, allow_nan=False)
-BYTES = st.binary(max_size=300)  # lengths past 127 need two-byte varints
+# Lengths past 127 need two-byte varints; past 256 a row's payload is copied slice by slice.
+BYTES = st.one_of(st.binary(max_size=300), st.binary(min_size=1000, max_size=3000))
 VALUES = {"float32": FLOAT32, "int64": INT64, "string": BYTES}
 
 
