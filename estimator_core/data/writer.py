@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from estimator_core.data.encoding import Column, encode_examples
 from estimator_core.data.errors import DataError
-from estimator_core.data.schema import SCHEMA_FILE, FeatureSpec, Schema
+from estimator_core.data.schema import DTYPES, SCHEMA_FILE, FeatureSpec, Schema
 from estimator_core.data.sources import Block, Source, file_sha256, is_missing, open_source
 
 logger = logging.getLogger("estimator_core.data")
@@ -347,7 +347,6 @@ def _publish_shard(directory: str, shard: dict[str, Any], name: str) -> dict[str
 # -- rows → columns ----------------------------------------------------------------------------
 
 
-_DTYPES = {"float32": np.float32, "int64": np.int64}
 _INT64_LIMIT = 2**63
 
 
@@ -403,7 +402,7 @@ def _clean_values(flat: np.ndarray, dtype: str) -> np.ndarray | list[bytes] | No
     """``flat`` converted to ``dtype`` when it holds only acceptable values, else None."""
     if flat.dtype.kind == "U" and dtype != "string":  # CSV text
         try:
-            flat = flat.astype(_DTYPES[dtype] if dtype == "int64" else np.float64)
+            flat = flat.astype(np.int64 if dtype == "int64" else np.float64)
         except (ValueError, OverflowError):
             return None
     kind = flat.dtype.kind
@@ -451,7 +450,9 @@ def _convert_rows(
         keys.append(raw[settings["split_key"]] if settings["split_key"] else line)
     columns = {
         f.name: Column(
-            values[f.name] if f.dtype == "string" else np.asarray(values[f.name], _DTYPES[f.dtype]),
+            values[f.name]
+            if f.dtype == "string"
+            else np.asarray(values[f.name], DTYPES[f.dtype].as_numpy_dtype),
             np.asarray(counts[f.name], np.int64),
         )
         for f in schema.features
