@@ -16,10 +16,12 @@ A retried task, or the whole flow run again, trains only the missing steps and n
 ``max_steps``; an evaluation already recorded at a step is not run (or logged) twice.
 
 Per round, Prefect sees the task runs ``train-round`` and one ``evaluate`` per eval set, no
-more: each task run costs the flow ~3-5 ms and the API server three events (measured in
-``bench/README.md``). The round's MLflow record is therefore a plain call from the flow (its
-outbox already rides out an MLflow outage), and the round tasks get their parameters wrapped
-in ``quote``, which spares Prefect walking the pydantic models for futures on every call.
+more: each task run costs the flow ~2-3 ms and the API server three events (measured in
+``bench/README.md``). The round's MLflow record is therefore a plain call from the flow, which
+only keeps it on disk: the outbox's thread delivers it while the next round trains. The round
+tasks get their parameters wrapped in ``quote``, which spares Prefect walking the pydantic
+models for futures on every call, and their "Finished in state Completed()" log lines are
+dropped (``tasks.training.QuietRoundCompletions``).
 """
 
 from __future__ import annotations
@@ -174,7 +176,13 @@ def _rounds(params: TrainingParams, tracking_params: TrackingParams, run_id: str
                 progress, 100.0 * step / params.max_steps, description=f"step {step}: {summary}"
             )
             progress_updated = time.monotonic()
-        logger.info("round to step %d/%d: %s", step, params.max_steps, summary)
+        logger.info(
+            "round to step %d/%d (trained in %.2f s): %s",
+            step,
+            params.max_steps,
+            trained["seconds"],
+            summary,
+        )
         stopped = trained["stopped_early"] or (
             params.early_stopping is not None
             and should_stop_early(

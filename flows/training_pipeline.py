@@ -65,6 +65,8 @@ def training_pipeline(params: PipelineParams | None = None) -> dict[str, Any]:
             )
             common = {"tracking_params": tracking_params.model_dump(), "mlflow_run_id": run_id}
             training = params.training.model_dump()
+            # The stages' processes add to this run's outbox: hand it over emptied.
+            tracking.deliver(params.tracking, run_id, required=False)
             _run_stage("prepare_data", {"params": params.data.model_dump()})
             _run_stage("train_and_evaluate", {"params": training, **common})
             _run_stage(

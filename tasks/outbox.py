@@ -1,12 +1,14 @@
-"""A durable outbox for MLflow records: what the tracking server cannot take now waits on disk.
+"""A durable outbox for MLflow records, delivered from a background thread.
 
 Every record (a metrics/params batch, an artifact file, dataset inputs, the run's end) is first
-sent directly. When the server is unreachable, the record is written to
-``<outbox root>/<run id>/<n>.json`` (temp file, fsync, rename; an artifact's file is copied
-beside it, since checkpoints may be deleted meanwhile), and later records queue behind it so
-the order is kept. Each later call retries delivery (at most every ``RETRY_AFTER_S`` seconds
-during an outage); ``deliver`` empties it in order and removes each record once the server
-has it. Nothing is dropped: a record leaves the outbox only after MLflow accepted it.
+kept on disk: ``<outbox root>/<run id>/<n>.json`` (temp file, fsync, rename; an artifact's file
+is hard-linked beside it, or copied across file systems, since checkpoints may be deleted
+meanwhile). A :class:`Courier` thread then sends the records, oldest first, while the caller
+goes on training: a round never waits for the tracking server, and a remote server's latency
+costs training nothing. While the server is unreachable, records wait (the courier tries again
+every ``RETRY_AFTER_S`` seconds, or at once on ``flush``). A record leaves the outbox only after
+MLflow accepted it, so a killed process loses nothing: the next delivery (a resumed run, or
+``python -m tasks.tracking deliver``) sends what it left.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import contextlib
 import json
 import os
 import shutil
+import threading
 import time
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 from mlflow.entities import DatasetInput, InputTag, Metric, Param
@@ -54,8 +58,16 @@ def is_outage(err: BaseException) -> bool:
 
 
 def apply(client: MlflowClient, run_id: str, record: dict[str, Any]) -> None:
-    """Send one record to MLflow."""
+    """Send one record to MLflow. A ``batch`` may hold metrics, params and artifact files
+    (``files``: ``[path, artifact_path]`` pairs), sent in that order; sending it again is
+    harmless (MLflow keeps one copy of a metric logged twice with the same timestamp, params
+    already logged are skipped, and an artifact is overwritten)."""
     kind = record["op"]
+    if kind == "artifact":  # one file: the form outboxes written before "files" hold
+        record, kind = (
+            {"op": "batch", "files": [[record["path"], record["artifact_path"]]]},
+            "batch",
+        )
     if kind == "batch":
         metrics = [Metric(k, v, ts, step) for k, v, ts, step in record.get("metrics", [])]
         params = record.get("params", {})
@@ -69,8 +81,8 @@ def apply(client: MlflowClient, run_id: str, record: dict[str, Any]) -> None:
                 metrics=metrics[start : start + 100],
                 params=param_list[start : start + 100],
             )
-    elif kind == "artifact":
-        client.log_artifact(run_id, record["path"], record["artifact_path"])
+        for path, artifact_path in record.get("files", []):
+            client.log_artifact(run_id, path, artifact_path)
     elif kind == "inputs":
         from mlflow.data.meta_dataset import MetaDataset
 
@@ -107,6 +119,9 @@ class Outbox:
     def __init__(self, root: str, run_id: str) -> None:
         self.dir = os.path.join(root, run_id)
         self.run_id = run_id
+        # put() numbers a record after those waiting: it must not interleave with deliver()
+        # removing a record's files or the emptied folder.
+        self._folder_lock = threading.Lock()
 
     def pending(self) -> list[str]:
         """The waiting records' files, oldest first."""
@@ -115,39 +130,30 @@ class Outbox:
         return sorted(n for n in os.listdir(self.dir) if n.endswith(".json"))
 
     def put(self, record: dict[str, Any]) -> None:
-        """Keep ``record`` on disk (an artifact's file copied beside it)."""
-        os.makedirs(self.dir, exist_ok=True)
-        names = self.pending()
-        number = int(names[-1].split(".")[0]) + 1 if names else 1
-        record = dict(record)
-        if record["op"] == "artifact":
-            files = os.path.join(self.dir, f"{number:08d}.files")
-            os.makedirs(files, exist_ok=True)
-            record["path"] = shutil.copy2(record["path"], files)
-        temp = os.path.join(self.dir, f".{number:08d}.json.tmp")
-        with open(temp, "w") as f:
-            json.dump(record, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, os.path.join(self.dir, f"{number:08d}.json"))
-
-    def send(self, client: MlflowClient, record: dict[str, Any]) -> bool:
-        """Send ``record`` now, or keep it when the server is unreachable or others wait
-        before it. True when MLflow has it (and everything queued before it)."""
-        if not self.pending():
-            try:
-                apply(client, self.run_id, record)
-                return True
-            except Exception as err:
-                if not is_outage(err):
-                    raise
-                _FAILED_AT[self.dir] = time.monotonic()
-        self.put(record)
-        return self.deliver(client, wait=False) == 0
+        """Keep ``record`` on disk, after every record already waiting (its artifact files
+        linked, or copied, beside it)."""
+        with self._folder_lock:
+            os.makedirs(self.dir, exist_ok=True)
+            names = self.pending()
+            number = int(names[-1].split(".")[0]) + 1 if names else 1
+            record = dict(record)
+            if record.get("files"):
+                folder = os.path.join(self.dir, f"{number:08d}.files")
+                record["files"] = [
+                    [_link_or_copy(path, os.path.join(folder, str(index))), artifact_path]
+                    for index, (path, artifact_path) in enumerate(record["files"])
+                ]
+            temp = os.path.join(self.dir, f".{number:08d}.json.tmp")
+            with open(temp, "w") as f:
+                json.dump(record, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp, os.path.join(self.dir, f"{number:08d}.json"))
 
     def deliver(self, client: MlflowClient, wait: bool = True) -> int:
         """Send the waiting records in order; returns how many are still waiting. Without
-        ``wait``, a recent failed delivery means: do not try again yet."""
+        ``wait``, a recent failed delivery means: do not try again yet. A record MLflow
+        refuses (not an outage) raises, and stays first in the outbox."""
         failed = _FAILED_AT.get(self.dir)
         if not wait and failed is not None and time.monotonic() - failed < RETRY_AFTER_S:
             return len(self.pending())
@@ -159,12 +165,115 @@ class Outbox:
                 apply(client, self.run_id, record)
             except Exception as err:
                 if not is_outage(err):
-                    raise
+                    raise RecordRefusedError(
+                        f"MLflow refused record {path} of run {self.run_id}: {err}. It stays "
+                        "first in the outbox; later records wait behind it."
+                    ) from err
                 _FAILED_AT[self.dir] = time.monotonic()
                 return len(self.pending())
-            os.remove(path)
-            shutil.rmtree(path[: -len(".json")] + ".files", ignore_errors=True)
+            with self._folder_lock:  # put() may reuse the number once the record is gone
+                os.remove(path)
+                shutil.rmtree(path[: -len(".json")] + ".files", ignore_errors=True)
         _FAILED_AT.pop(self.dir, None)
-        with contextlib.suppress(OSError):
-            os.rmdir(self.dir)
+        with self._folder_lock, contextlib.suppress(OSError):
+            os.rmdir(self.dir)  # fails, as it should, when a record arrived meanwhile
         return 0
+
+
+def _link_or_copy(path: str, folder: str) -> str:
+    """``path`` hard-linked into ``folder`` (copied when it is on another file system)."""
+    os.makedirs(folder, exist_ok=True)
+    target = os.path.join(folder, os.path.basename(path))
+    try:
+        os.link(path, target)
+    except OSError:
+        shutil.copy2(path, target)
+    return target
+
+
+class RecordRefusedError(RuntimeError):
+    """MLflow refused a record (not an outage): it would never be accepted as it is."""
+
+
+class Courier:
+    """Delivers one outbox's records from a background thread while the caller goes on.
+
+    The thread's loop, in pseudo-code::
+
+        while True:
+            wait for a post or a flush (or RETRY_AFTER_S, while records wait out an outage)
+            outbox.deliver()      # oldest first; during an outage, at most every RETRY_AFTER_S
+            tell flush() how many records still wait
+
+    ``post`` returns once the record is on disk. A record MLflow refuses stops delivery: the
+    next ``post`` or ``flush`` raises :class:`RecordRefusedError` in the caller's thread.
+    ``cpu_seconds`` is the CPU time the thread spent delivering (the benchmark reports it).
+    """
+
+    def __init__(self, outbox: Outbox, connect: Callable[[], MlflowClient]) -> None:
+        self.outbox = outbox
+        self._connect = connect
+        self._changed = threading.Condition()
+        self._posted = 0  # posts and flushes so far ...
+        self._handled = 0  # ... of which the thread has dealt with this many
+        self._urgent = False
+        self._error: BaseException | None = None
+        self.waiting = len(outbox.pending())
+        self.cpu_seconds = 0.0
+        threading.Thread(target=self._run, name=f"outbox-{outbox.run_id}", daemon=True).start()
+
+    def post(self, record: dict[str, Any]) -> None:
+        """Keep ``record`` on disk and have the thread send it."""
+        self._raise_refusal()
+        self.outbox.put(record)
+        with self._changed:
+            self._posted += 1
+            self._changed.notify_all()
+
+    def flush(self, timeout: float | None = None) -> int:
+        """Deliver now what waits (trying again at once after an outage) and wait until done;
+        returns how many records still wait (the server is unreachable)."""
+        with self._changed:
+            self._posted += 1
+            self._urgent = True
+            target = self._posted
+            self._changed.notify_all()
+            self._changed.wait_for(
+                lambda: self._handled >= target or self._error is not None, timeout
+            )
+        self._raise_refusal()
+        return self.waiting
+
+    @property
+    def in_outage(self) -> bool:
+        """True while records wait because the server was unreachable."""
+        return self.waiting > 0 and self.outbox.dir in _FAILED_AT
+
+    def _raise_refusal(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        client = None
+        while True:
+            with self._changed:
+                notified = True
+                if self._handled == self._posted:
+                    notified = self._changed.wait(RETRY_AFTER_S if self.waiting else None)
+                posted, retry_now = self._posted, self._urgent or not notified
+                self._urgent = False
+            began = time.thread_time()
+            try:
+                client = client or self._connect()
+                waiting = self.outbox.deliver(client, wait=retry_now)
+            except Exception as err:
+                with self._changed:
+                    self._error = err
+                    self._changed.notify_all()
+                return
+            finally:
+                self.cpu_seconds += time.thread_time() - began
+            with self._changed:
+                self.waiting = waiting
+                self._handled = posted
+                self._changed.notify_all()

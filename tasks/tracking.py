@@ -3,9 +3,11 @@
 Every call names its MLflow run by id (``MlflowClient``), never through MLflow's thread-local
 "active run", so tasks are safe on any thread or worker and on retry. Metrics go in batches
 (``log_batch``): one call per round, whatever the number of eval sets and metrics. Records go
-through a durable outbox (``tasks/outbox.py``): while the server is unreachable they wait on
-local disk, in order, and are delivered when it is back; ``python -m tasks.tracking deliver``
-delivers what a finished process left behind.
+through a durable outbox (``tasks/outbox.py``): kept on local disk first, then sent in order by
+a background thread while training goes on; while the server is unreachable they wait there
+and are delivered when it is back. :func:`deliver` waits for what is still on its way (the
+flow calls it when its rounds end); ``python -m tasks.tracking deliver`` delivers what a
+finished process left behind.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import logging
 import os
 import subprocess
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Mapping
@@ -30,7 +33,7 @@ from prefect.exceptions import MissingContextError
 
 from estimator_core.data import read_manifest
 from flows.params import ExportParams, TrackingParams
-from tasks.outbox import Outbox, is_outage
+from tasks.outbox import Courier, Outbox, is_outage
 
 # MLflow's client retries an unreachable server for minutes by default (7 retries, backoff
 # factor 2, 120 s timeout); the outbox makes waiting pointless, so fail over quickly unless
@@ -174,13 +177,29 @@ def _safe_key(key: str) -> str:
     return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in key)
 
 
+_COURIERS: dict[tuple[str, str], Courier] = {}
+_COURIERS_LOCK = threading.Lock()
+_WARNED_OUTAGE: set[str] = set()
+
+
+def courier(settings: TrackingParams, run_id: str) -> Courier:
+    """The process's courier for run ``run_id``'s outbox (started on first use)."""
+    key = (os.path.abspath(settings.outbox_dir), run_id)
+    with _COURIERS_LOCK:
+        if key not in _COURIERS:
+            _COURIERS[key] = Courier(Outbox(*key), lambda: client_for(settings))
+        return _COURIERS[key]
+
+
 def _send(settings: TrackingParams, run_id: str, record: dict[str, Any]) -> None:
-    outbox = Outbox(settings.outbox_dir, run_id)
-    if not outbox.send(client_for(settings), record):
+    sender = courier(settings, run_id)
+    sender.post(record)
+    if sender.in_outage and sender.outbox.dir not in _WARNED_OUTAGE:
+        _WARNED_OUTAGE.add(sender.outbox.dir)
         _logger().warning(
-            "MLflow at %s is unreachable: record kept in %s, delivered when it is back",
+            "MLflow at %s is unreachable: records kept in %s, delivered when it is back",
             tracking_uri(settings),
-            outbox.dir,
+            sender.outbox.dir,
         )
 
 
@@ -189,18 +208,31 @@ def log_params(settings: TrackingParams, run_id: str, params: Mapping[str, Any])
     _send(settings, run_id, {"op": "batch", "params": flatten(params)})
 
 
+def _metric_rows(records: Iterable[tuple[str, float, int]]) -> list[tuple[str, float, int, int]]:
+    now = int(time.time() * 1000)
+    return [(key, float(value), now, int(step)) for key, value, step in records]
+
+
 def log_metrics(
     settings: TrackingParams, run_id: str, records: Iterable[tuple[str, float, int]]
 ) -> int:
     """Log ``(key, value, step)`` records in one batch record; returns how many."""
-    now = int(time.time() * 1000)
-    metrics = [(key, float(value), now, int(step)) for key, value, step in records]
+    metrics = _metric_rows(records)
     _send(settings, run_id, {"op": "batch", "metrics": metrics})
     return len(metrics)
 
 
-def _log_file(settings: TrackingParams, run_id: str, path: str, artifact_path: str) -> None:
-    _send(settings, run_id, {"op": "artifact", "path": path, "artifact_path": artifact_path})
+def _directory_files(directory: str, artifact_path: str, match: str | None) -> list[list[str]]:
+    files = []
+    for root, _dirs, names in os.walk(directory):
+        relative = os.path.relpath(root, directory)
+        target = artifact_path if relative == "." else f"{artifact_path}/{relative}"
+        files += [
+            [os.path.join(root, name), target]
+            for name in sorted(names)
+            if match is None or match in name
+        ]
+    return files
 
 
 def log_directory(
@@ -212,23 +244,22 @@ def log_directory(
 ) -> int:
     """Log the files under ``directory`` (those whose name contains ``match``, if given) under
     ``artifact_path``, keeping their relative folders; returns how many."""
-    count = 0
-    for root, _dirs, files in os.walk(directory):
-        relative = os.path.relpath(root, directory)
-        target = artifact_path if relative == "." else f"{artifact_path}/{relative}"
-        for name in sorted(files):
-            if match is None or match in name:
-                _log_file(settings, run_id, os.path.join(root, name), target)
-                count += 1
-    return count
+    files = _directory_files(directory, artifact_path, match)
+    if files:
+        _send(settings, run_id, {"op": "batch", "files": files})
+    return len(files)
+
+
+def _checkpoint_files(model_dir: str, step: int) -> list[list[str]]:
+    prefix = f"model.ckpt-{step}."
+    names = sorted(n for n in os.listdir(model_dir) if n.startswith(prefix))
+    return [[os.path.join(model_dir, name), "checkpoints"] for name in names]
 
 
 def log_checkpoint(settings: TrackingParams, run_id: str, model_dir: str, step: int) -> int:
     """Log the files of checkpoint ``model.ckpt-<step>`` under ``checkpoints/``."""
-    prefix = f"model.ckpt-{step}."
-    files = sorted(n for n in os.listdir(model_dir) if n.startswith(prefix))
-    for name in files:
-        _log_file(settings, run_id, os.path.join(model_dir, name), "checkpoints")
+    files = _checkpoint_files(model_dir, step)
+    _send(settings, run_id, {"op": "batch", "files": files})
     return len(files)
 
 
@@ -239,11 +270,10 @@ def log_round(
     model_dir: str,
     checkpoint_step: int | None,
 ) -> None:
-    """A round's record in one task: its metrics (one batch) and, when ``checkpoint_step`` is
-    given, that checkpoint's files."""
-    log_metrics(settings, run_id, records)
-    if checkpoint_step is not None:
-        log_checkpoint(settings, run_id, model_dir, checkpoint_step)
+    """A round's record: its metrics and, when ``checkpoint_step`` is given, that
+    checkpoint's files, kept as one outbox record (one file written and synced per round)."""
+    files = [] if checkpoint_step is None else _checkpoint_files(model_dir, checkpoint_step)
+    _send(settings, run_id, {"op": "batch", "metrics": _metric_rows(records), "files": files})
 
 
 def log_dataset(
@@ -262,10 +292,12 @@ def log_dataset(
         for split, context in contexts.items()
     ]
     _send(settings, run_id, {"op": "inputs", "datasets": datasets})
-    for name in ("schema.json", "stats.json", "manifest.json"):
-        path = os.path.join(data_dir, name)
-        if os.path.exists(path):
-            _log_file(settings, run_id, path, "data")
+    files = [
+        [os.path.join(data_dir, name), "data"]
+        for name in ("schema.json", "stats.json", "manifest.json")
+        if os.path.exists(os.path.join(data_dir, name))
+    ]
+    _send(settings, run_id, {"op": "batch", "files": files})
 
 
 class TrackingUndeliveredError(RuntimeError):
@@ -273,17 +305,19 @@ class TrackingUndeliveredError(RuntimeError):
 
 
 def deliver(settings: TrackingParams, run_id: str, required: bool = True) -> int:
-    """Send the run's waiting records, in order; returns how many still wait. With
-    ``required``, records still waiting raise :class:`TrackingUndeliveredError` naming the
-    outbox and the command that delivers them later (nothing is lost: they stay on disk)."""
-    outbox = Outbox(settings.outbox_dir, run_id)
-    waiting = outbox.deliver(client_for(settings)) if outbox.pending() else 0
+    """Send the run's waiting records, in order, and wait until they are delivered; returns
+    how many still wait. With ``required``, records still waiting raise
+    :class:`TrackingUndeliveredError` naming the outbox and the command that delivers them
+    later (nothing is lost: they stay on disk)."""
+    waiting = courier(settings, run_id).flush()
+    if not waiting:
+        _WARNED_OUTAGE.discard(courier(settings, run_id).outbox.dir)
     if waiting and required:
         raise TrackingUndeliveredError(
             f"MLflow at {tracking_uri(settings)} stayed unreachable: {waiting} record(s) of run "
-            f"{run_id} are kept in {outbox.dir}. Deliver them when it is back with: python -m "
-            f"tasks.tracking deliver --tracking-uri {tracking_uri(settings)} --outbox "
-            f"{settings.outbox_dir} --run-id {run_id}"
+            f"{run_id} are kept in {courier(settings, run_id).outbox.dir}. Deliver them when it "
+            f"is back with: python -m tasks.tracking deliver --tracking-uri "
+            f"{tracking_uri(settings)} --outbox {settings.outbox_dir} --run-id {run_id}"
         )
     return waiting
 

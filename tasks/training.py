@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +37,25 @@ class _Session:
 
 _SESSIONS: dict[str, _Session] = {}
 _SESSIONS_LOCK = threading.Lock()
+
+
+class QuietRoundCompletions(logging.Filter):
+    """Drops the "Finished in state Completed()" line Prefect logs for every ``train-round``
+    and ``evaluate`` task run: several a second with short rounds, each ~0.5 ms of console
+    rendering and an API log record, while the task run's state already says it (and the
+    flow logs one line per round). Failures, retries and other tasks log as before."""
+
+    TASK_NAMES = frozenset({"train-round", "evaluate"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.levelno == logging.INFO
+            and getattr(record, "task_name", None) in self.TASK_NAMES
+            and str(record.msg).startswith("Finished in state Completed")
+        )
+
+
+logging.getLogger("prefect.task_runs").addFilter(QuietRoundCompletions())
 
 
 def configure_devices() -> None:
@@ -222,7 +242,7 @@ def train_round(params: TrainingParams, target_step: int) -> dict[str, Any]:
     Idempotent: a retry, or a second run with the same target, trains only the missing steps.
     """
     result = train_to(params, target_step)
-    get_run_logger().info(
+    get_run_logger().debug(  # the flow logs the round
         "trained steps %d → %d in %.1f s%s",
         result["start_step"],
         result["global_step"],

@@ -1,0 +1,48 @@
+"""The outbox's courier on a real MLflow sqlite store: records are kept on disk, then delivered
+in order by a background thread; a refused record is reported to the caller, never dropped."""
+
+import os
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tasks.outbox import Courier, Outbox, RecordRefusedError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def client(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    client.create_experiment("outbox", artifact_location=f"file://{tmp_path}/artifacts")
+    return client
+
+
+def test_records_arrive_in_order_with_files_deleted_after_posting(client, tmp_path):
+    run_id = client.create_run(client.get_experiment_by_name("outbox").experiment_id).info.run_id
+    courier = Courier(Outbox(str(tmp_path / "outbox"), run_id), lambda: client)
+    checkpoint = tmp_path / "model.ckpt-5.index"
+    checkpoint.write_bytes(b"weights at step 5")
+    for step in range(5):
+        courier.post({"op": "batch", "metrics": [["loss", 1.0 / (step + 1), 1000 + step, step]]})
+    courier.post({"op": "batch", "files": [[str(checkpoint), "checkpoints"]]})
+    os.remove(checkpoint)  # as keep_checkpoint_max may do before delivery
+
+    assert courier.flush(timeout=60) == 0
+    history = client.get_metric_history(run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(s, 1.0 / (s + 1)) for s in range(5)]
+    delivered = tmp_path / "artifacts" / run_id / "artifacts" / "checkpoints" / checkpoint.name
+    assert delivered.read_bytes() == b"weights at step 5"
+    assert not os.path.exists(tmp_path / "outbox" / run_id), "a delivered outbox is removed"
+
+
+def test_a_refused_record_is_raised_to_the_caller_and_kept(client, tmp_path):
+    missing_run = "0" * 32  # MLflow refuses records of a run it does not have
+    courier = Courier(Outbox(str(tmp_path / "outbox"), missing_run), lambda: client)
+    courier.post({"op": "batch", "metrics": [["loss", 0.5, 1000, 1]]})
+
+    with pytest.raises(RecordRefusedError, match=r"00000001\.json.*stays first in the outbox"):
+        courier.flush(timeout=60)
+    with pytest.raises(RecordRefusedError):  # and every later post, until someone looks
+        courier.post({"op": "batch", "metrics": [["loss", 0.4, 1001, 2]]})
+    assert Outbox(str(tmp_path / "outbox"), missing_run).pending() == ["00000001.json"]
