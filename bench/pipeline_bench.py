@@ -5,16 +5,22 @@ MLflow tracking) versus bare ``est.train_and_evaluate``, in one process, alterna
     python -m bench.pipeline_bench --rounds 3 --repeats 1
 
 Per configuration it reports the bare time and the time of the flow's rounds loop (same rounds,
-both including the first trace), the overhead, its per-round split: MLflow (the round's
-tracking calls, timed on their own with the same payload) and Prefect (the rest: task runs,
-artifacts, logging), the flow's fixed cost outside the loop (run start, params, dataset
-record, TensorBoard upload), paid once per run, and the CPU the local API server used per
-round (on this machine it competes with training for the same cores).
+both including the first trace) and the overhead. The steady columns compare a round once
+traced: the median time from one round's end to the next (bare: a training hook's ``end``;
+flow: the start of one ``train-round`` call to the next), first rounds left out, best of the
+repeats. The flow's steady round is split, per round, into
 
-The totals include the first round's traces (~0.5-1 s, the same on both sides), which flatter
-the overhead of short runs; the steady columns compare a round once traced: the median time
-from one round's end to the next (bare: a training hook's ``end``; flow: the MLflow timestamps
-of the round's evaluation metrics), first round left out, best of the repeats.
+- *Prefect*: the task runs' engine time, i.e. each task call's wall time minus its body's
+  (``train_to`` / ``evaluate_set``);
+- *MLflow, flow thread*: the round's tracking call (the record kept on disk);
+- *flow, other*: the flow's own bookkeeping between the calls (log line, progress);
+- *training slowed*: the task bodies' time minus the bare round, i.e. training and evaluation
+  sharing the cores with what runs beside them;
+
+and it reports CPU that runs beside training: the MLflow delivery thread's CPU time and the
+local API server process's CPU, per round (on this machine both compete with training for the
+same cores; a real deployment runs the servers elsewhere). The flow's fixed cost outside the
+loop (run start, params, dataset record, TensorBoard upload) is paid once per run.
 """
 
 from __future__ import annotations
@@ -102,36 +108,84 @@ def server_cpu_seconds() -> float:
     return total
 
 
-def flow_rounds(
-    params: TrainingParams, settings: TrackingParams
-) -> tuple[float, float, float, float, str]:
-    """(seconds in the flow's rounds loop, steady seconds per round, seconds of the whole flow
-    run, API server CPU seconds during the run, MLflow run id)."""
+class RoundClock:
+    """Times, while active, every task call of the flow against its body and the flow's
+    tracking call, by wrapping those module functions (restored on exit)."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[str, float, float]] = []  # (what, began, ended)
+        self._restore: list[tuple[Any, str, Any]] = []
+
+    def _timed(self, module: Any, name: str, label: str) -> None:
+        original = getattr(module, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.marks.append((label, began, time.perf_counter()))
+
+        self._restore.append((module, name, original))
+        setattr(module, name, timed)
+
+    def __enter__(self) -> RoundClock:
+        import flows.train_and_evaluate as flow_module
+        import tasks.training as training_module
+
+        self._timed(training_module, "train_to", "train body")
+        self._timed(training_module, "evaluate_set", "eval body")
+        self._timed(flow_module, "train_round", "train call")
+        self._timed(flow_module, "evaluate", "eval call")
+        self._timed(flow_module.tracking, "log_round", "mlflow")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for module, name, original in reversed(self._restore):
+            setattr(module, name, original)
+        self._restore.clear()
+
+    def steady_split(self) -> dict[str, float]:
+        """Median seconds per round (first two rounds left out) of the round and its parts."""
+        starts = [began for label, began, _ in self.marks if label == "train call"]
+        parts: dict[str, list[float]] = {
+            k: [] for k in ("round", "bodies", "prefect", "mlflow", "flow_other")
+        }
+        for began, ended in list(itertools.pairwise(starts))[2:]:
+            spent: dict[str, float] = {}
+            for label, a, b in self.marks:
+                if began <= a < ended:
+                    spent[label] = spent.get(label, 0.0) + b - a
+            bodies = spent["train body"] + spent.get("eval body", 0.0)
+            calls = spent["train call"] + spent.get("eval call", 0.0)
+            parts["round"].append(ended - began)
+            parts["bodies"].append(bodies)
+            parts["prefect"].append(calls - bodies)
+            parts["mlflow"].append(spent.get("mlflow", 0.0))
+            parts["flow_other"].append(ended - began - calls - spent.get("mlflow", 0.0))
+        return {k: statistics.median(v) for k, v in parts.items()}
+
+
+def flow_rounds(params: TrainingParams, settings: TrackingParams) -> dict[str, Any]:
+    """The flow over the rounds of ``params``: seconds in its rounds loop and of the whole run,
+    the steady round's split (:class:`RoundClock`), and per round the MLflow delivery thread's
+    CPU seconds and the API server's CPU seconds."""
     from flows.train_and_evaluate import train_and_evaluate
 
     cpu = server_cpu_seconds()
     began = time.perf_counter()
-    result = train_and_evaluate(params, settings)
+    with RoundClock() as clock:
+        result = train_and_evaluate(params, settings)
     whole = time.perf_counter() - began
-    run_id = result["mlflow_run_id"]
-    history = tracking.client_for(settings).get_metric_history(
-        run_id, f"{params.eval_sets[0].name}/loss"
-    )
-    ends = [m.timestamp / 1000 for m in sorted(history, key=lambda m: m.step)]
-    return result["rounds_seconds"], steady_round(ends), whole, server_cpu_seconds() - cpu, run_id
-
-
-def mlflow_round_cost(params: TrainingParams, settings: TrackingParams, run_id: str) -> float:
-    """Seconds of one round's tracking calls (metrics batch + checkpoint files), alone."""
-    records = [("loss", 0.1, s) for s in range(2)] + [("global_step/sec", 1.0, s) for s in range(2)]
-    records += [(f"{e.name}/{k}", 0.5, 10**6) for e in params.eval_sets for k in ("loss", "acc")]
-    times = []
-    for _ in range(5):
-        began = time.perf_counter()
-        tracking.log_metrics(settings, run_id, records)
-        tracking.log_checkpoint(settings, run_id, params.model_dir, params.max_steps)
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
+    rounds = params.max_steps // params.round_steps
+    delivery = tracking.courier(settings, result["mlflow_run_id"]).cpu_seconds
+    return {
+        "rounds_s": result["rounds_seconds"],
+        "whole_s": whole,
+        "steady": clock.steady_split(),
+        "mlflow_background_s": delivery / rounds,
+        "server_cpu_s": (server_cpu_seconds() - cpu) / rounds,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -167,8 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.only not in label:
             continue
         slug = f"model{number}"
-        bare, piped, whole, server_cpu, mlflow_cost = [], [], [], [], []
-        bare_round, flow_round = [], []
+        bare, bare_round, flows = [], [], []
         for repeat in range(args.repeats):
             params = {
                 "data_dir": data_dir,
@@ -189,53 +242,44 @@ def main(argv: list[str] | None = None) -> None:
             bare_round.append(bare_round_s)
             progress(f"{label}: train-and-evaluate flow ({repeat + 1}/{args.repeats})")
             flow_params = TrainingParams(**params, model_dir=f"{work}/flow-{slug}-{repeat}")
-            rounds_s, round_s, whole_s, cpu_s, run_id = flow_rounds(flow_params, settings)
-            piped.append(rounds_s)
-            flow_round.append(round_s)
-            whole.append(whole_s)
-            server_cpu.append(cpu_s)
-            mlflow_cost.append(mlflow_round_cost(flow_params, settings, run_id))
-        bare_s, flow_s = min(bare), min(piped)
-        per_round = (flow_s - bare_s) / args.rounds
-        mlflow_s = statistics.median(mlflow_cost)
-        steady_bare, steady_flow = min(bare_round), min(flow_round)
+            flows.append(flow_rounds(flow_params, settings))
+        best = min(flows, key=lambda f: f["steady"]["round"])
+        steady_bare, split = min(bare_round), best["steady"]
+        flow_s = min(f["rounds_s"] for f in flows)
         results[label] = {
-            "bare_s": bare_s,
+            "bare_s": min(bare),
             "flow_s": flow_s,
-            "overhead": flow_s / bare_s - 1,
-            "flow_fixed_s": min(whole) - flow_s,
-            "per_round_s": per_round,
-            "per_round_mlflow_s": mlflow_s,
-            "per_round_prefect_s": per_round - mlflow_s,
-            "round_s_bare": bare_s / args.rounds,
-            "per_round_server_cpu_s": statistics.median(server_cpu) / args.rounds,
+            "overhead": flow_s / min(bare) - 1,
+            "flow_fixed_s": min(f["whole_s"] - f["rounds_s"] for f in flows),
             "steady_round_bare_s": steady_bare,
-            "steady_round_flow_s": steady_flow,
-            "steady_overhead": steady_flow / steady_bare - 1,
-            "repeats": {
-                "bare_s": bare,
-                "flow_s": piped,
-                "steady_round_bare_s": bare_round,
-                "steady_round_flow_s": flow_round,
-            },
+            "steady_round_flow_s": split["round"],
+            "steady_overhead": split["round"] / steady_bare - 1,
+            "per_round_prefect_s": split["prefect"],
+            "per_round_mlflow_s": split["mlflow"],
+            "per_round_flow_other_s": split["flow_other"],
+            "per_round_training_slowed_s": split["bodies"] - steady_bare,
+            "per_round_mlflow_background_s": best["mlflow_background_s"],
+            "per_round_server_cpu_s": best["server_cpu_s"],
+            "repeats": {"bare_s": bare, "steady_round_bare_s": bare_round, "flows": flows},
         }
     print(
         f"\n{args.rounds} rounds of {args.round_steps} steps + 2 evaluations (best of "
-        f"{args.repeats}):"
+        f"{args.repeats}); the steady round's parts and what runs beside it, in ms per round:"
     )
     print(
-        f"{'model':36} {'bare s':>7} {'flow s':>7} {'overhead':>8} {'/round ms':>9} "
-        f"{'MLflow ms':>9} {'Prefect ms':>10} {'fixed s':>7} {'server CPU ms':>13} | "
-        f"{'steady round ms: bare':>21} {'flow':>6} {'overhead':>8}"
+        f"{'model':36} {'bare s':>6} {'flow s':>6} {'ovh':>6} | {'steady bare':>11} "
+        f"{'flow':>6} {'ovh':>6} | {'Prefect':>7} {'MLflow':>6} {'other':>5} {'slowed':>6} | "
+        f"{'MLflow thread':>13} {'API server':>10}"
     )
     for label, r in results.items():
+        ms = {k: 1000 * v for k, v in r.items() if k.endswith("_s")}
         print(
-            f"{label:36} {r['bare_s']:7.2f} {r['flow_s']:7.2f} {100 * r['overhead']:7.1f}% "
-            f"{1000 * r['per_round_s']:9.1f} {1000 * r['per_round_mlflow_s']:9.1f} "
-            f"{1000 * r['per_round_prefect_s']:10.1f} {r['flow_fixed_s']:7.2f} "
-            f"{1000 * r['per_round_server_cpu_s']:13.1f} | "
-            f"{1000 * r['steady_round_bare_s']:21.1f} {1000 * r['steady_round_flow_s']:6.1f} "
-            f"{100 * r['steady_overhead']:7.1f}%"
+            f"{label:36} {r['bare_s']:6.2f} {r['flow_s']:6.2f} {100 * r['overhead']:5.1f}% | "
+            f"{ms['steady_round_bare_s']:11.1f} {ms['steady_round_flow_s']:6.1f} "
+            f"{100 * r['steady_overhead']:5.1f}% | {ms['per_round_prefect_s']:7.1f} "
+            f"{ms['per_round_mlflow_s']:6.1f} {ms['per_round_flow_other_s']:5.1f} "
+            f"{ms['per_round_training_slowed_s']:6.1f} | "
+            f"{ms['per_round_mlflow_background_s']:13.1f} {ms['per_round_server_cpu_s']:10.1f}"
         )
     out = REPO_ROOT / "bench" / "results" / f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
