@@ -218,9 +218,13 @@ class Courier:
         self._handled = 0  # ... of which the thread has dealt with this many
         self._urgent = False
         self._error: BaseException | None = None
+        self._closed = False
         self.waiting = len(outbox.pending())
         self.cpu_seconds = 0.0
-        threading.Thread(target=self._run, name=f"outbox-{outbox.run_id}", daemon=True).start()
+        self._thread = threading.Thread(
+            target=self._run, name=f"outbox-{outbox.run_id}", daemon=True
+        )
+        self._thread.start()
 
     def post(self, record: dict[str, Any]) -> None:
         """Keep ``record`` on disk and have the thread send it."""
@@ -244,6 +248,16 @@ class Courier:
         self._raise_refusal()
         return self.waiting
 
+    def close(self) -> int:
+        """Deliver what waits (as :meth:`flush`) and end the thread; returns how many records
+        still wait. Records posted afterwards are kept on disk only."""
+        waiting = self.flush()
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+        self._thread.join()
+        return waiting
+
     @property
     def in_outage(self) -> bool:
         """True while records wait because the server was unreachable."""
@@ -257,6 +271,8 @@ class Courier:
         client = None
         while True:
             with self._changed:
+                if self._closed:
+                    return
                 notified = True
                 if self._handled == self._posted:
                     notified = self._changed.wait(RETRY_AFTER_S if self.waiting else None)

@@ -184,7 +184,7 @@ _WARNED_OUTAGE: set[str] = set()
 
 def courier(settings: TrackingParams, run_id: str) -> Courier:
     """The process's courier for run ``run_id``'s outbox (started on first use)."""
-    key = (os.path.abspath(settings.outbox_dir), run_id)
+    key = (os.path.abspath(settings.outbox_dir), run_id)  # finish_run retires it
     with _COURIERS_LOCK:
         if key not in _COURIERS:
             _COURIERS[key] = Courier(Outbox(*key), lambda: client_for(settings))
@@ -446,6 +446,9 @@ def finish_run(settings: TrackingParams, run_id: str, status: str = "FINISHED") 
     (this one included) could not be delivered."""
     _send(settings, run_id, {"op": "terminate", "status": status})
     deliver(settings, run_id)
+    with _COURIERS_LOCK:  # all delivered: the run's courier thread ends
+        retired = _COURIERS.pop((os.path.abspath(settings.outbox_dir), run_id))
+    retired.close()
 
 
 def run_url(settings: TrackingParams, run_id: str) -> str:

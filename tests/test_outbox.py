@@ -34,6 +34,8 @@ def test_records_arrive_in_order_with_files_deleted_after_posting(client, tmp_pa
     delivered = tmp_path / "artifacts" / run_id / "artifacts" / "checkpoints" / checkpoint.name
     assert delivered.read_bytes() == b"weights at step 5"
     assert not os.path.exists(tmp_path / "outbox" / run_id), "a delivered outbox is removed"
+    assert courier.close() == 0
+    assert not courier._thread.is_alive()
 
 
 def test_a_refused_record_is_raised_to_the_caller_and_kept(client, tmp_path):
