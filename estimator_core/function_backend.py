@@ -30,6 +30,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import ops as _tf_ops  # the gradient registry: see below
 
 from estimator_core.backend import LoopResult, ModelFnBackend
 from estimator_core.distribute import placeholder_element
@@ -144,10 +145,11 @@ class FunctionBackend(ModelFnBackend):
     def _trace_loop(self, mode: str, iterator: Any, infinite: bool) -> None:
         count = tf.TensorSpec([], tf.int64)
         if mode == ModeKeys.PREDICT:
-            self._predict_loop_fn.get_concrete_function(iterator, count)
+            traced = self._predict_loop_fn.get_concrete_function(iterator, count)
         else:
             loop = self._train_loop if mode == ModeKeys.TRAIN else self._eval_loop
-            loop.get_concrete_function(iterator, count, infinite)
+            traced = loop.get_concrete_function(iterator, count, infinite)
+        _unregister_custom_gradients(traced.graph)
 
     def _build(self, mode: str, iterator: Any) -> None:
         """Create the variables of ``mode`` in a throwaway trace of one step.
@@ -169,7 +171,7 @@ class FunctionBackend(ModelFnBackend):
 
         self._building = True
         try:
-            _compiled(build).get_concrete_function(iterator)
+            _unregister_custom_gradients(_compiled(build).get_concrete_function(iterator).graph)
         finally:
             self._building = False
 
@@ -370,13 +372,16 @@ class FunctionBackend(ModelFnBackend):
                 with self.store.model_fn_call(ModeKeys.TRAIN, self._may_create(first_call)) as call:
                     with tf.GradientTape() as tape:
                         spec = self._model_fn(features, labels, ModeKeys.TRAIN)
-                    # Inside the store's scope: optimizers create their slots on first apply.
+                    # Inside the store's scope, so the optimizer's slots are checkpointed. The
+                    # build pass only builds the optimizer: applying gradients in a trace would
+                    # register a gradient function for its all-reduce that is never freed
+                    # (see _unregister_custom_gradients).
                     _apply_train_op(
                         spec,
                         tape,
                         call.trainable_variables(),
                         self._loss_scaling,
-                        build_only=self._building and self._strategy is not None,
+                        build_only=self._building,
                     )
                 self._remember(ModeKeys.TRAIN, spec, first_call)
             if not self._building:
@@ -532,6 +537,30 @@ def _autographed(model_fn: ModelFn) -> ModelFn:
     return tf.autograph.to_graph(call_model_fn)
 
 
+def _unregister_custom_gradients(graph: tf.Graph) -> None:
+    """Remove from TensorFlow's process-wide gradient registry the gradient functions that
+    ``tf.custom_gradient`` registered for ``graph`` (a traced loop, run but never
+    differentiated).
+
+    Keras 3 optimizers sum gradients through ``ReplicaContext.all_reduce``, which in a graph
+    registers a ``CustomGradient-<n>`` function per call, and nothing ever removes it: each
+    holds its graph, so every Estimator built in a process left its traced loops behind
+    (~12k objects, ~8 MB for the digits MLP). Only the names the graph's ops refer to (attr
+    ``_gradient_op_type``, nested functions included) are removed, so another graph's, or
+    another thread's, stay. A TensorFlow without this private registry is left as it is.
+    """
+    registry = getattr(getattr(_tf_ops, "_gradient_registry", None), "_registry", None)
+    if not isinstance(registry, dict):
+        return
+    graph_def = graph.as_graph_def()
+    nodes = [*graph_def.node, *(n for f in graph_def.library.function for n in f.node_def)]
+    for node in nodes:
+        if "_gradient_op_type" in node.attr:
+            name = node.attr["_gradient_op_type"].s.decode()
+            if name.startswith("CustomGradient-"):
+                registry.pop(name, None)
+
+
 def _compiled(fn: Callable[..., Any], jit_compile: bool = False) -> Any:
     """``tf.function(fn)`` without AutoGraph: the backend's own code is written with
     ``tf.while_loop``/``tf.cond``, and converting it again for each mode's first trace cost more
@@ -566,7 +595,10 @@ def _apply_train_op(
             # float16 gradients underflow without it; the wrapper unscales before applying.
             train_op = keras.optimizers.LossScaleOptimizer(train_op)
         if build_only:
-            train_op.build(variables)
+            if not train_op.built:  # as the optimizer's own first apply() builds it
+                with keras.name_scope(train_op.name, caller=train_op):
+                    train_op.build(variables)
+                train_op.built = True
             return
         scale = train_op.scale_loss(tf.ones([], spec.loss.dtype)) if loss_scaling else None
         if replicas > 1:

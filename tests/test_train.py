@@ -193,6 +193,28 @@ def _linear_model_fn(train_op_kind):
     return model_fn
 
 
+def test_a_dropped_estimator_leaves_no_graph_behind(tmp_path, train_input, eval_input):
+    import gc
+
+    from tensorflow.python.framework.func_graph import FuncGraph
+
+    def train_evaluate_drop(model_dir):
+        estimator = make(model_dir)
+        estimator.train(train_input, max_steps=2)
+        estimator.evaluate(eval_input, steps=1)
+
+    def live_graphs():
+        gc.collect()
+        return sum(isinstance(o, FuncGraph) for o in gc.get_objects())
+
+    train_evaluate_drop(tmp_path / "first")  # TensorFlow's own one-time state
+    before = live_graphs()
+    for run in range(2):
+        train_evaluate_drop(tmp_path / f"run{run}")
+    # Keras's optimizer used to register a gradient function per traced apply, for good.
+    assert live_graphs() == before
+
+
 @pytest.mark.parametrize("kind", ["callable", "applied_in_model_fn"])
 def test_custom_train_op_forms(tmp_path, train_input, kind):
     estimator = make(tmp_path, _linear_model_fn(kind))
