@@ -309,15 +309,16 @@ def deliver(settings: TrackingParams, run_id: str, required: bool = True) -> int
     how many still wait. With ``required``, records still waiting raise
     :class:`TrackingUndeliveredError` naming the outbox and the command that delivers them
     later (nothing is lost: they stay on disk)."""
-    waiting = courier(settings, run_id).flush()
+    sender = courier(settings, run_id)
+    waiting = sender.flush()
     if not waiting:
-        _WARNED_OUTAGE.discard(courier(settings, run_id).outbox.dir)
+        _WARNED_OUTAGE.discard(sender.outbox.dir)
     if waiting and required:
         raise TrackingUndeliveredError(
             f"MLflow at {tracking_uri(settings)} stayed unreachable: {waiting} record(s) of run "
-            f"{run_id} are kept in {courier(settings, run_id).outbox.dir}. Deliver them when it "
-            f"is back with: python -m tasks.tracking deliver --tracking-uri "
-            f"{tracking_uri(settings)} --outbox {settings.outbox_dir} --run-id {run_id}"
+            f"{run_id} are kept in {sender.outbox.dir}. Deliver them when it is back with: "
+            f"python -m tasks.tracking deliver --tracking-uri {tracking_uri(settings)} "
+            f"--outbox {settings.outbox_dir} --run-id {run_id}"
         )
     return waiting
 
