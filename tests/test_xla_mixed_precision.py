@@ -35,9 +35,10 @@ def restore_policy():
     keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.mark.parametrize("distributed", [False, True], ids=["one-device", "mirrored"])
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_trains_with_float32_variables(
-    tmp_path, train_input, eval_input, policy, restore_policy
+    tmp_path, train_input, eval_input, policy, distributed, restore_policy
 ):
     def model_fn(features, labels, mode, params):
         spec = digits.model_fn(features, labels, mode, params)
@@ -45,7 +46,11 @@ def test_mixed_precision_trains_with_float32_variables(
             spec = spec._replace(loss=tf.cast(spec.loss, tf.float32))
         return spec
 
-    config = est.RunConfig(tf_random_seed=3, mixed_precision=policy, **QUIET)
+    # The strategy path builds the (loss-scaled) optimizer's slots outside any trace.
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"]) if distributed else None
+    config = est.RunConfig(
+        tf_random_seed=3, mixed_precision=policy, train_distribute=strategy, **QUIET
+    )
     estimator = est.Estimator(model_fn, model_dir=tmp_path, config=config)
     assert keras.mixed_precision.global_policy().name == policy
     estimator.train(train_input, steps=80)
