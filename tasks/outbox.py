@@ -28,7 +28,6 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 RETRY_AFTER_S = 30.0
-_FAILED_AT: dict[str, float] = {}  # outbox dir → time of its last failed delivery
 _OUTAGE_MARKERS = (
     "Max retries exceeded",
     "Connection refused",
@@ -119,6 +118,7 @@ class Outbox:
     def __init__(self, root: str, run_id: str) -> None:
         self.dir = os.path.join(root, run_id)
         self.run_id = run_id
+        self.failed_at: float | None = None  # time of the last delivery the server missed
         # put() numbers a record after those waiting: it must not interleave with deliver()
         # removing a record's files or the emptied folder.
         self._folder_lock = threading.Lock()
@@ -154,7 +154,7 @@ class Outbox:
         """Send the waiting records in order; returns how many are still waiting. Without
         ``wait``, a recent failed delivery means: do not try again yet. A record MLflow
         refuses (not an outage) raises, and stays first in the outbox."""
-        failed = _FAILED_AT.get(self.dir)
+        failed = self.failed_at
         if not wait and failed is not None and time.monotonic() - failed < RETRY_AFTER_S:
             return len(self.pending())
         for name in self.pending():
@@ -169,12 +169,12 @@ class Outbox:
                         f"MLflow refused record {path} of run {self.run_id}: {err}. It stays "
                         "first in the outbox; later records wait behind it."
                     ) from err
-                _FAILED_AT[self.dir] = time.monotonic()
+                self.failed_at = time.monotonic()
                 return len(self.pending())
             with self._folder_lock:  # put() may reuse the number once the record is gone
                 os.remove(path)
                 shutil.rmtree(path[: -len(".json")] + ".files", ignore_errors=True)
-        _FAILED_AT.pop(self.dir, None)
+        self.failed_at = None
         with self._folder_lock, contextlib.suppress(OSError):
             os.rmdir(self.dir)  # fails, as it should, when a record arrived meanwhile
         return 0
@@ -249,19 +249,19 @@ class Courier:
         return self.waiting
 
     def close(self) -> int:
-        """Deliver what waits (as :meth:`flush`) and end the thread; returns how many records
-        still wait. Records posted afterwards are kept on disk only."""
-        waiting = self.flush()
+        """End the thread (once it has dealt with what was posted; :meth:`flush` first to
+        deliver what an outage held back); returns how many records still wait. Records posted
+        afterwards are kept on disk only."""
         with self._changed:
             self._closed = True
             self._changed.notify_all()
         self._thread.join()
-        return waiting
+        return self.waiting
 
     @property
     def in_outage(self) -> bool:
         """True while records wait because the server was unreachable."""
-        return self.waiting > 0 and self.outbox.dir in _FAILED_AT
+        return self.waiting > 0 and self.outbox.failed_at is not None
 
     def _raise_refusal(self) -> None:
         if self._error is not None:
@@ -271,11 +271,11 @@ class Courier:
         client = None
         while True:
             with self._changed:
-                if self._closed:
-                    return
                 notified = True
-                if self._handled == self._posted:
+                if self._handled == self._posted and not self._closed:
                     notified = self._changed.wait(RETRY_AFTER_S if self.waiting else None)
+                if self._closed and self._handled == self._posted:
+                    return
                 posted, retry_now = self._posted, self._urgent or not notified
                 self._urgent = False
             began = time.thread_time()

@@ -182,9 +182,14 @@ _COURIERS_LOCK = threading.Lock()
 _WARNED_OUTAGE: set[str] = set()
 
 
+def _courier_key(settings: TrackingParams, run_id: str) -> tuple[str, str]:
+    return os.path.abspath(settings.outbox_dir), run_id
+
+
 def courier(settings: TrackingParams, run_id: str) -> Courier:
-    """The process's courier for run ``run_id``'s outbox (started on first use)."""
-    key = (os.path.abspath(settings.outbox_dir), run_id)  # finish_run retires it
+    """The process's courier for run ``run_id``'s outbox (started on first use; finish_run
+    retires it)."""
+    key = _courier_key(settings, run_id)
     with _COURIERS_LOCK:
         if key not in _COURIERS:
             _COURIERS[key] = Courier(Outbox(*key), lambda: client_for(settings))
@@ -448,7 +453,7 @@ def finish_run(settings: TrackingParams, run_id: str, status: str = "FINISHED") 
     _send(settings, run_id, {"op": "terminate", "status": status})
     deliver(settings, run_id)
     with _COURIERS_LOCK:  # all delivered: the run's courier thread ends
-        retired = _COURIERS.pop((os.path.abspath(settings.outbox_dir), run_id))
+        retired = _COURIERS.pop(_courier_key(settings, run_id))
     retired.close()
 
 
