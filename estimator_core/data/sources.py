@@ -259,7 +259,15 @@ class CsvSource(Source):
         return file_sha256(self.path)
 
 
-class ArraySource(Source):
+class _BlockSource(Source):
+    """A source read in blocks of columns (:meth:`blocks`); :meth:`rows` unpacks them."""
+
+    def rows(self, part: dict[str, Any] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+        for block in self.blocks(part):
+            yield from block.rows()
+
+
+class ArraySource(_BlockSource):
     """A dict of arrays with the same first dimension (rows); ``.npz`` files load into one."""
 
     kind = "arrays"
@@ -308,10 +316,6 @@ class ArraySource(Source):
             arrays = {name: a[block_start:block_stop] for name, a in self._arrays.items()}
             yield Block(range(block_start + 1, block_stop + 1), arrays=arrays)
 
-    def rows(self, part: dict[str, Any] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-        for block in self.blocks(part):
-            yield from block.rows()
-
     def parts(self, count: int) -> list[dict[str, Any] | None]:
         return _even_ranges(len(next(iter(self._arrays.values()))), count)
 
@@ -338,7 +342,7 @@ class DataFrameSource(ArraySource):
         self.kind = "parquet" if path else "dataframe"
 
 
-class ParquetSource(Source):
+class ParquetSource(_BlockSource):
     """A Parquet file, read in record batches (never whole)."""
 
     kind = "parquet"
@@ -374,10 +378,6 @@ class ParquetSource(Source):
             arrays = dict(DataFrameSource(batch.to_pandas()).arrays)
             yield Block(range(line, line + batch.num_rows), arrays=arrays)
             line += batch.num_rows
-
-    def rows(self, part: dict[str, Any] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-        for block in self.blocks(part):
-            yield from block.rows()
 
     def parts(self, count: int) -> list[dict[str, Any] | None]:
         metadata = self._open_file().metadata
