@@ -196,53 +196,20 @@ def flow_rounds(params: TrainingParams, settings: TrackingParams) -> dict[str, A
 
 
 def round_record_cost(work: str, round_records: int = 30) -> dict[str, float]:
-    """Median seconds a round's MLflow record (6 metrics, a checkpoint's 2 files) costs the
+    """Median seconds a round's MLflow record (5 metrics, a checkpoint's 2 files) costs the
     flow's thread against a local ``mlflow server`` (1 worker, sqlite): sent synchronously,
     as before the outbox's courier, and posted to the outbox."""
-    import socket
-    import subprocess
-    import sys
-    import urllib.request
-
     from mlflow.tracking import MlflowClient
 
+    from ops.local_mlflow import LocalMlflowServer
     from tasks.outbox import Courier, Outbox, apply
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     root = os.path.join(work, "mlflow-server")
     os.makedirs(root)
-    server = subprocess.Popen(
-        [
-            os.path.join(os.path.dirname(sys.executable), "mlflow"),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{root}/server.db",
-            "--artifacts-destination",
-            f"{root}/artifacts",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = LocalMlflowServer(root)
+    server.start()
     try:
-        uri = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("mlflow server did not start in 60 s") from None
-                time.sleep(0.5)
-        client = MlflowClient(uri)
+        client = MlflowClient(server.uri)
         run_id = client.create_run(client.create_experiment("bench")).info.run_id
         files = []
         for name in ("model.ckpt-1.index", "model.ckpt-1.data-00000-of-00001"):
@@ -270,8 +237,7 @@ def round_record_cost(work: str, round_records: int = 30) -> dict[str, float]:
         courier.flush()
         return {"synchronous_s": synchronous, "posted_s": posted}
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

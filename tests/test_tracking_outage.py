@@ -2,69 +2,21 @@
 are delivered when it is back. A real `mlflow server`, stopped and started again."""
 
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 from mlflow.tracking import MlflowClient
 
+from ops.local_mlflow import LocalMlflowServer
 from tests.helpers import write_digits_tfrecords
-from tests.prefect_server import free_port
 
 pytestmark = pytest.mark.slow
-MLFLOW = os.path.join(os.path.dirname(sys.executable), "mlflow")
-
-
-class Server:
-    """`mlflow server` on 127.0.0.1 with a sqlite store and served artifacts under ``root``."""
-
-    def __init__(self, root, port):
-        self.root, self.port, self.process = root, port, None
-        self.uri = f"http://127.0.0.1:{port}"
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [
-                MLFLOW,
-                "server",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                "1",
-                "--backend-store-uri",
-                f"sqlite:///{self.root}/server.db",
-                "--artifacts-destination",
-                f"{self.root}/server-artifacts",
-            ],
-            cwd=self.root,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.5)
-        raise RuntimeError("mlflow server did not start in 60 s")
-
-    def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=30)
 
 
 @pytest.fixture
 def server(tmp_path):
-    server = Server(tmp_path, free_port())
+    server = LocalMlflowServer(str(tmp_path))
     server.start()
     yield server
     server.stop()
