@@ -396,8 +396,9 @@ def test_array_blocks_and_csv_rows_write_the_same_data_set(tmp_path, arrays):
 
 
 def test_values_beyond_the_feature_dtype_are_bad_rows(tmp_path):
-    too_big = _csv(tmp_path / "big.csv", [[1, 0.5, 0], [2**63, 0.5, 1]])
-    with pytest.raises(DataError, match="line 3.*column 'a'.*does not fit in int64"):
+    good = [[i, 0.5, i % 2] for i in range(40)]
+    too_big = _csv(tmp_path / "big.csv", [*good, [2**63, 0.5, 1]])
+    with pytest.raises(DataError, match="line 42.*column 'a'.*does not fit in int64"):
         write_dataset(too_big, tmp_path / "out", label="label")
     overflow = _csv(tmp_path / "overflow.csv", [[1, 0.5, 0], [2, 1e39, 1]])
     with pytest.raises(DataError, match="line 3.*column 'b'.*does not fit in float32"):

@@ -33,8 +33,16 @@ import tensorflow as tf
 
 from estimator_core.data.encoding import Column, encode_examples
 from estimator_core.data.errors import DataError
-from estimator_core.data.schema import DTYPES, SCHEMA_FILE, FeatureSpec, Schema
-from estimator_core.data.sources import Block, Source, file_sha256, is_missing, open_source
+from estimator_core.data.inference import NUMERIC_THRESHOLD
+from estimator_core.data.schema import DTYPES, SCHEMA_FILE, FeatureSpec, Schema, read_schema
+from estimator_core.data.sources import (
+    Block,
+    InferenceOptions,
+    Source,
+    file_sha256,
+    is_missing,
+    open_source,
+)
 
 logger = logging.getLogger("estimator_core.data")
 
@@ -43,6 +51,9 @@ STATS_FILE = "stats.json"
 VOCABULARY_CAP = 10_000
 BAD_ROW_EXAMPLES = 5
 _RECORD_OVERHEAD = 16  # TFRecord framing: length, two CRCs
+# Part of the fingerprint of a data set whose schema was inferred: a change to the inference
+# rules must not let an old data set pass for up to date.
+INFERENCE_VERSION = 2
 
 
 def write_dataset(
@@ -59,6 +70,8 @@ def write_dataset(
     on_bad_row: str = "error",
     allow_missing: bool | Sequence[str] = False,
     schema: Schema | Mapping[str, Any] | None = None,
+    delimiter: str | None = None,
+    numeric_threshold: float = NUMERIC_THRESHOLD,
 ) -> dict[str, Any]:
     """Convert ``source`` into TFRecord shards of ``tf.train.Example`` under ``output_dir``.
 
@@ -78,10 +91,20 @@ def write_dataset(
         column, a missing value where not allowed, a wrong number of values) raises
         :class:`DataError` naming the file, line and column. ``"skip"``: such rows are left
         out, counted, and the first few reported in ``stats.json`` and the log.
-      allow_missing: float features (True: all; or a list of names) whose missing values become
-        NaN instead of making the row bad. The label may never be missing.
-      schema: the schema to write (a :class:`Schema` or its JSON dict) instead of the inferred one
-        (inferred from the first 1,000 rows of a CSV, from dtypes otherwise).
+      allow_missing: features (True: all; or a list of names) whose missing values are kept
+        instead of making the row bad: NaN for floats, ``b""`` for strings, no values for a
+        variable-length feature. An integer column of a CSV or Parquet file with missing values
+        it covers is inferred as float32 (so they can be NaN). The label may never be missing.
+      schema: the schema to write (a :class:`Schema` or its JSON dict) instead of the inferred
+        one; it always wins. Source columns it leaves out are not written (logged, and listed in
+        ``stats.json``); a feature it names that the source lacks is an error. Without it the
+        schema is inferred: a CSV's column types from every value (see
+        :mod:`estimator_core.data.inference`), other sources' from their declared types.
+      delimiter: a CSV's field separator (default ``","``, ``"\\t"`` for ``.tsv``).
+      numeric_threshold: a CSV column is numeric when at least this fraction of its present
+        values are numbers (default 0.95); its other values are then bad rows (see
+        ``on_bad_row``). Below it the column is text; text columns that look numeric are
+        reported in ``stats.json`` (``inference``) and the log.
 
     The source is cut into parts (``num_shards`` of them, or one per ``shard_bytes`` of source)
     that are converted independently: :func:`plan_dataset`, :func:`write_part` for each part
@@ -104,6 +127,8 @@ def write_dataset(
         on_bad_row=on_bad_row,
         allow_missing=allow_missing,
         schema=schema,
+        delimiter=delimiter,
+        numeric_threshold=numeric_threshold,
     )
     if plan.cache_hit:
         return plan.cached_manifest()
@@ -127,6 +152,7 @@ class DatasetPlan:
     fingerprint: str
     parts: list[dict[str, Any] | None]
     existing: dict[str, Any] | None = None
+    inference: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def cache_hit(self) -> bool:
@@ -163,10 +189,13 @@ def plan_dataset(
     on_bad_row: str = "error",
     allow_missing: bool | Sequence[str] = False,
     schema: Schema | Mapping[str, Any] | None = None,
+    delimiter: str | None = None,
+    numeric_threshold: float = NUMERIC_THRESHOLD,
 ) -> DatasetPlan:
-    """Validate the settings, infer the schema, recognise an up-to-date data set (a cache hit),
-    cut the source into parts and create the temporary directory. Arguments: :func:`write_dataset`."""
-    src = open_source(source)
+    """Validate the settings, recognise an up-to-date data set (a cache hit), infer the
+    schema, cut the source into parts and create the temporary directory. Arguments:
+    :func:`write_dataset`."""
+    src = open_source(source, delimiter)
     output_dir = os.fspath(output_dir)
     splits = dict(splits or {"train": 0.8, "eval": 0.2})
     settings = _settings(
@@ -178,32 +207,53 @@ def plan_dataset(
         compression,
         on_bad_row,
         allow_missing,
-        src,
+        delimiter,
+        numeric_threshold,
     )
+    columns = src.columns()
     for name in (label, split_key):
-        if name is not None and name not in src.columns():
-            raise DataError(
-                f"no column {name!r} in the source (columns: {src.columns()})", path=src.path
-            )
-    schema = _schema(schema, src, label)
-    fingerprint = _fingerprint(src, settings, schema)
-    existing = read_manifest(output_dir) if _is_dataset(output_dir) else None
+        if name is not None and name not in columns:
+            raise DataError(f"no column {name!r} in the source (columns: {columns})", path=src.path)
+    given = _given_schema(schema, label, columns, src.path)
+    fingerprint = _fingerprint(src, settings, given)
+    existing = _existing_manifest(output_dir)
     if existing is not None and existing.get("fingerprint") == fingerprint:
         logger.info(
             "write_dataset: %s is up to date (fingerprint %s), nothing written",
             output_dir,
             fingerprint[:12],
         )
-        return DatasetPlan(src, output_dir, None, schema, settings, fingerprint, [], existing)
-    if os.path.exists(output_dir) and existing is None and os.listdir(output_dir):
+        return DatasetPlan(
+            src, output_dir, None, read_schema(output_dir), settings, fingerprint, [], existing
+        )
+    if given is None:
+        options = InferenceOptions(numeric_threshold, _allowed_missing(settings["allow_missing"]))
+        inferred, notes = src.infer_schema(label, options)
+        inference = {"schema": "inferred", "numeric_threshold": numeric_threshold}
+        inference["columns"] = notes
+        inference["looks_numeric"] = sorted(n for n, note in notes.items() if note["looks_numeric"])
+        for name, note in notes.items():
+            logger.warning(
+                "write_dataset: column %r is %s: %s", name, note["dtype"], note["reason"]
+            )
+    else:
+        inferred = given
+        left_out = [name for name in columns if name not in {f.name for f in given.features}]
+        inference = {"schema": "given", "not_in_schema": left_out}
+        if left_out:
+            logger.warning("write_dataset: columns not in the schema, not written: %s", left_out)
+    if os.path.exists(output_dir) and not _is_dataset(output_dir) and os.listdir(output_dir):
         raise DataError(
             "output directory exists and is not a data set written by write_dataset",
             path=output_dir,
         )
     count = num_shards or max(1, math.ceil(src.size_bytes() / shard_bytes))
+    parts = src.parts(count)
     temp_dir = f"{output_dir.rstrip('/')}.incomplete-{uuid.uuid4().hex[:8]}"
     os.makedirs(temp_dir)
-    return DatasetPlan(src, output_dir, temp_dir, schema, settings, fingerprint, src.parts(count))
+    return DatasetPlan(
+        src, output_dir, temp_dir, inferred, settings, fingerprint, parts, None, inference
+    )
 
 
 def write_part(plan: DatasetPlan, index: int) -> PartResult:
@@ -218,8 +268,11 @@ def write_part(plan: DatasetPlan, index: int) -> PartResult:
     split_names = list(settings["splits"])
     writers = [_SplitWriter(plan.temp_dir, name, index, settings) for name in split_names]
     stats = _Stats(schema, split_names)
-    rejected = _Rejected(src.path or src.kind, settings["on_bad_row"])
-    for block in src.blocks(plan.parts[index]):
+    rejected = _Rejected(src.path or src.kind, settings["on_bad_row"], _hints(plan.inference))
+    needed = [f.name for f in schema.features] + [settings["split_key"]] * bool(
+        settings["split_key"]
+    )
+    for block in src.blocks(plan.parts[index], needed):
         converted = _clean_block(block, schema, settings["split_key"])
         if converted is None:
             converted = _convert_rows(block, schema, settings, rejected)
@@ -255,8 +308,12 @@ def finalize_dataset(plan: DatasetPlan, results: Sequence[PartResult]) -> dict[s
             _publish_shard(plan.temp_dir, shard, f"{split}-{i:05d}-of-{len(shards):05d}{suffix}")
             for i, shard in enumerate(shards)
         ]
-    _write_json(os.path.join(plan.temp_dir, SCHEMA_FILE), plan.schema.to_json())
-    _write_json(os.path.join(plan.temp_dir, STATS_FILE), stats.to_json(bad_count, bad))
+    schema = plan.schema
+    if schema.label is not None and schema.feature(schema.label).dtype == "string":
+        schema = dataclasses.replace(schema, label_vocabulary=stats.label_values())
+    _write_json(os.path.join(plan.temp_dir, SCHEMA_FILE), schema.to_json())
+    stats_json = {**stats.to_json(bad_count, bad), "inference": plan.inference}
+    _write_json(os.path.join(plan.temp_dir, STATS_FILE), stats_json)
     manifest = {
         "version": 1,
         "fingerprint": plan.fingerprint,
@@ -274,6 +331,15 @@ def finalize_dataset(plan: DatasetPlan, results: Sequence[PartResult]) -> dict[s
     _swap_into_place(plan.temp_dir, plan.output_dir)
     if bad_count:
         logger.warning("write_dataset: %d bad row(s) skipped", bad_count)
+    for name, split in manifest["splits"].items():
+        if not split["records"]:
+            logger.warning(
+                "write_dataset: split %r is empty (0 of %d records; splits %s): make_input_fn "
+                "refuses it",
+                name,
+                stats.rows,
+                plan.settings["splits"],
+            )
     return {**manifest, "cache_hit": False}
 
 
@@ -284,20 +350,52 @@ def abandon_dataset(plan: DatasetPlan) -> None:
 
 
 def read_manifest(data_dir: str) -> dict[str, Any]:
-    """The manifest of the data set in ``data_dir``."""
+    """The manifest of the data set in ``data_dir``. A missing or damaged one (not the JSON
+    object ``write_dataset`` writes) is a :class:`DataError` saying to prepare the data again."""
     path = os.path.join(data_dir, MANIFEST_FILE)
     if not tf.io.gfile.exists(path):
         raise DataError(
             "no manifest.json: not a complete data set written by write_dataset", path=data_dir
         )
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
+    manifest = _read_json(path, MANIFEST_FILE)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict):
+        raise DataError(
+            f"{MANIFEST_FILE} is damaged (no splits): prepare the data set again (write_dataset "
+            "or the prepare-data flow with the same settings rewrites it)",
+            path=path,
+        )
+    return manifest
 
 
 def read_stats(data_dir: str) -> dict[str, Any]:
     """The statistics of the data set in ``data_dir`` (``stats.json``)."""
-    with tf.io.gfile.GFile(os.path.join(data_dir, STATS_FILE)) as f:
-        return json.load(f)
+    return _read_json(os.path.join(data_dir, STATS_FILE), STATS_FILE)
+
+
+def _read_json(path: str, name: str) -> Any:
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(
+            f"{name} is damaged ({err}): prepare the data set again (write_dataset or the "
+            "prepare-data flow with the same settings rewrites it)",
+            path=path,
+        ) from err
+    except tf.errors.NotFoundError as err:
+        raise DataError(f"no {name}: not a complete data set", path=path) from err
+
+
+def _existing_manifest(output_dir: str) -> dict[str, Any] | None:
+    """The manifest of the data set already in ``output_dir``; None when there is none, or when
+    it is damaged (then the data set is written anew, with a warning)."""
+    if not _is_dataset(output_dir):
+        return None
+    try:
+        return read_manifest(output_dir)
+    except DataError as err:
+        logger.warning("write_dataset: %s; writing the data set anew", err)
+        return None
 
 
 class _SplitWriter:
@@ -356,16 +454,21 @@ def _overflows_float32(number: float) -> bool:
 
 
 class _Rejected:
-    """Bad rows: raised at once (``on_bad_row="error"``), or counted with the first few kept."""
+    """Bad rows: raised at once (``on_bad_row="error"``), or counted with the first few kept.
+    ``hints``: by column, what to add to its errors (why an inferred column is numeric)."""
 
-    def __init__(self, path: str, on_bad_row: str) -> None:
+    def __init__(self, path: str, on_bad_row: str, hints: Mapping[str, str]) -> None:
         self._path = path
         self._raise = on_bad_row == "error"
+        self._hints = hints
         self.count = 0
         self.examples: list[dict[str, Any]] = []
 
     def add(self, err: DataError, line: int) -> None:
-        err = DataError(err.reason, path=self._path, line=line, column=err.column)
+        reason = err.reason
+        if err.column in self._hints:
+            reason = f"{reason} ({self._hints[err.column]})"
+        err = DataError(reason, path=self._path, line=line, column=err.column)
         if self._raise:
             raise err from None
         self.count += 1
@@ -391,14 +494,28 @@ def _clean_block(
         flat = array.reshape(rows, -1)
         if feature.kind == "fixed" and flat.shape[1] != feature.size:
             return None
-        values = _clean_values(flat.reshape(-1), feature.dtype)
+        values = _clean_values(flat.reshape(-1), feature.dtype, feature.name == schema.label)
         if values is None:
             return None
         columns[feature.name] = Column(values, np.full(rows, flat.shape[1], np.int64))
     return columns, list(block.arrays[split_key]) if split_key else block.lines
 
 
-def _clean_values(flat: np.ndarray, dtype: str) -> np.ndarray | list[bytes] | None:
+def _hints(inference: Mapping[str, Any]) -> dict[str, str]:
+    """For the errors of inferred numeric columns that hold some text: why they are numeric."""
+    threshold = inference.get("numeric_threshold")
+    return {
+        name: f"{note['numbers']} of its {note['values']} values are numbers, so it is "
+        f"{note['dtype']} (numeric_threshold {threshold}); give schema= to read it as text, or "
+        "on_bad_row='skip'"
+        for name, note in (inference.get("columns") or {}).items()
+        if not note["looks_numeric"] and note.get("numbers", 0) < note.get("values", 0)
+    }
+
+
+def _clean_values(
+    flat: np.ndarray, dtype: str, is_label: bool = False
+) -> np.ndarray | list[bytes] | None:
     """``flat`` converted to ``dtype`` when it holds only acceptable values, else None."""
     if flat.dtype.kind == "U" and dtype != "string":  # CSV text
         try:
@@ -407,6 +524,8 @@ def _clean_values(flat: np.ndarray, dtype: str) -> np.ndarray | list[bytes] | No
             return None
     kind = flat.dtype.kind
     if dtype == "string":
+        if is_label and (flat == ("" if kind != "S" else b"")).any():
+            return None  # a missing label: named row by row
         if kind == "S":
             return flat.tolist()
         if kind == "U" or (kind == "O" and all(isinstance(v, str) for v in flat.tolist())):
@@ -414,6 +533,8 @@ def _clean_values(flat: np.ndarray, dtype: str) -> np.ndarray | list[bytes] | No
         return None
     if kind not in "fiub":
         return None
+    if kind == "u" and flat.size and flat.max() >= _INT64_LIMIT:
+        return None  # beyond int64: named row by row
     if kind == "f":
         if not np.isfinite(flat).all():
             return None  # missing or infinite values: checked row by row
@@ -472,29 +593,65 @@ def _convert(
 
 
 def _feature_values(value: Any, feature: FeatureSpec, schema: Schema, allow_missing: Any) -> list:
+    allowed = allow_missing is True or (
+        isinstance(allow_missing, list) and feature.name in allow_missing
+    )
+    if feature.kind == "var" and value is None:  # a null list
+        _missing(feature, schema, allowed)
+        return []
     items = _as_list(value, feature)
     if feature.kind == "fixed" and len(items) != feature.size:
         raise DataError(
             f"expected {feature.size} value(s), found {len(items)}", column=feature.name
         )
     if feature.dtype == "string":
-        return [v if isinstance(v, bytes) else str(v).encode() for v in items]
+        return [_text(item, feature, schema, allowed) for item in items]
     out = []
     for item in items:
-        if is_missing(item) or (isinstance(item, (float, np.floating)) and math.isnan(item)):
-            allowed = allow_missing is True or (
-                isinstance(allow_missing, list) and feature.name in allow_missing
-            )
-            if feature.name == schema.label:
-                raise DataError("missing label value", column=feature.name)
-            if not allowed or feature.dtype != "float32":
-                raise DataError(
-                    "missing value where none is allowed (see allow_missing)", column=feature.name
-                )
+        if is_missing(item):
+            _missing(feature, schema, allowed and feature.dtype == "float32")
             out.append(float("nan"))
             continue
         out.append(_number(item, feature))
     return out
+
+
+def _missing(feature: FeatureSpec, schema: Schema, allowed: bool) -> None:
+    """Raise the DataError of a missing value unless it may be kept."""
+    if feature.name == schema.label:
+        raise DataError("missing label value", column=feature.name)
+    if not allowed:
+        if feature.dtype == "int64" and feature.kind == "fixed":
+            raise DataError(
+                "missing value in an int64 feature (int64 has no NaN: give a schema with float32 "
+                "for it, and allow_missing)",
+                column=feature.name,
+            )
+        raise DataError(
+            "missing value where none is allowed (see allow_missing)", column=feature.name
+        )
+
+
+def _text(item: Any, feature: FeatureSpec, schema: Schema, allowed: bool) -> bytes:
+    """A value of a string feature as bytes: text as UTF-8, bytes as they are, numbers as their
+    text (a schema may ask for that); missing values (None, NaN; an empty label) only where
+    allowed, as ``b""``; anything else (a dict, a list) is refused."""
+    if isinstance(item, bytes):
+        missing = item == b"" and feature.name == schema.label
+    elif isinstance(item, str):
+        missing = item == "" and feature.name == schema.label
+    else:
+        missing = item is None or (isinstance(item, (float, np.floating)) and math.isnan(item))
+    if missing:
+        _missing(feature, schema, allowed)
+        return b""
+    if isinstance(item, bytes):
+        return item
+    if isinstance(item, str):
+        return item.encode()
+    if isinstance(item, (int, float, np.number)):
+        return str(item).encode()
+    raise DataError(f"not text: a {type(item).__name__} value {item!r:.60}", column=feature.name)
 
 
 def _as_list(value: Any, feature: FeatureSpec) -> list:
@@ -619,6 +776,10 @@ class _Stats:
         for split, counts in other._label_by_split.items():
             self._label_by_split[split].update(counts)
 
+    def label_values(self) -> tuple[str, ...]:
+        """Every label value seen, in any split, sorted (a string label's vocabulary)."""
+        return tuple(sorted({str(v) for counts in self._label_by_split.values() for v in counts}))
+
     def to_json(self, bad_count: int, bad: list[dict[str, Any]]) -> dict[str, Any]:
         features: dict[str, Any] = {}
         for feature in self._schema.features:
@@ -696,7 +857,16 @@ class _Moments:
 
 
 def _settings(
-    splits, seed, split_key, shard_bytes, num_shards, compression, on_bad_row, allow_missing, src
+    splits,
+    seed,
+    split_key,
+    shard_bytes,
+    num_shards,
+    compression,
+    on_bad_row,
+    allow_missing,
+    delimiter,
+    numeric_threshold,
 ):
     if not splits or any(not isinstance(f, (int, float)) or f <= 0 for f in splits.values()):
         raise DataError(f"splits: fractions must be positive numbers, got {splits}")
@@ -713,6 +883,12 @@ def _settings(
         raise DataError(f"shard_bytes must be a positive int, got {shard_bytes!r}")
     if num_shards is not None and (not isinstance(num_shards, int) or num_shards < 1):
         raise DataError(f"num_shards must be an int >= 1, got {num_shards!r}")
+    if not isinstance(numeric_threshold, (int, float)) or not 0 < numeric_threshold <= 1:
+        raise DataError(f"numeric_threshold must be in (0, 1], got {numeric_threshold!r}")
+    if not isinstance(allow_missing, bool) and (
+        isinstance(allow_missing, str) or not all(isinstance(n, str) for n in allow_missing)
+    ):
+        raise DataError(f"allow_missing must be a bool or a list of names, got {allow_missing!r}")
     return {
         "splits": dict(splits),
         "seed": seed,
@@ -724,21 +900,43 @@ def _settings(
         "allow_missing": allow_missing
         if isinstance(allow_missing, bool)
         else sorted(allow_missing),
+        "delimiter": delimiter,
+        "numeric_threshold": numeric_threshold,
     }
 
 
-def _schema(schema: Any, src: Source, label: str | None) -> Schema:
+def _allowed_missing(allow_missing: bool | list[str]) -> bool | tuple[str, ...]:
+    return allow_missing if isinstance(allow_missing, bool) else tuple(allow_missing)
+
+
+def _given_schema(
+    schema: Any, label: str | None, columns: list[str], path: str | None
+) -> Schema | None:
+    """The user's schema (checked against the source's columns and ``label``), or None."""
     if schema is None:
-        return src.infer_schema(label)
-    if isinstance(schema, Schema):
-        return schema
-    return Schema.from_json(dict(schema))
+        return None
+    if not isinstance(schema, Schema):
+        schema = Schema.from_json(dict(schema))
+    if label is not None and schema.label not in (None, label):
+        raise DataError(f"label {label!r} differs from the schema's label {schema.label!r}")
+    if label is not None and schema.label is None:
+        schema = dataclasses.replace(schema, label=label)
+    absent = [f.name for f in schema.features if f.name not in columns]
+    if absent:
+        raise DataError(
+            f"schema features {absent} are not columns of the source (columns: {columns})",
+            path=path,
+        )
+    return schema
 
 
-def _fingerprint(src: Source, settings: dict[str, Any], schema: Schema) -> str:
+def _fingerprint(src: Source, settings: dict[str, Any], schema: Schema | None) -> str:
+    """Of the source's content, the settings and the given schema (an inferred one follows
+    from the first two, by the rules of INFERENCE_VERSION)."""
     digest = hashlib.sha256(src.fingerprint().encode())
     digest.update(json.dumps(settings, sort_keys=True).encode())
-    digest.update(json.dumps(schema.to_json(), sort_keys=True).encode())
+    given = schema.to_json() if schema is not None else {"inferred": INFERENCE_VERSION}
+    digest.update(json.dumps(given, sort_keys=True).encode())
     return digest.hexdigest()
 
 
