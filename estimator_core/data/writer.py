@@ -24,32 +24,29 @@ import math
 import os
 import shutil
 import uuid
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from estimator_core.data.encoding import Column, encode_examples
+from estimator_core.data.convert import BAD_ROW_EXAMPLES, Rejected, clean_block, convert_rows, hints
+from estimator_core.data.encoding import encode_examples
 from estimator_core.data.errors import DataError
 from estimator_core.data.inference import NUMERIC_THRESHOLD
-from estimator_core.data.schema import DTYPES, SCHEMA_FILE, FeatureSpec, Schema, read_schema
+from estimator_core.data.schema import SCHEMA_FILE, Schema, read_schema
 from estimator_core.data.sources import (
-    Block,
     InferenceOptions,
     Source,
     file_sha256,
-    is_missing,
     open_source,
 )
+from estimator_core.data.stats import Stats
 
 logger = logging.getLogger("estimator_core.data")
 
 MANIFEST_FILE = "manifest.json"
 STATS_FILE = "stats.json"
-VOCABULARY_CAP = 10_000
-BAD_ROW_EXAMPLES = 5
 _RECORD_OVERHEAD = 16  # TFRecord framing: length, two CRCs
 # Part of the fingerprint of a data set whose schema was inferred: a change to the inference
 # rules must not let an old data set pass for up to date.
@@ -170,7 +167,7 @@ class PartResult:
 
     index: int
     shards: dict[str, list[dict[str, Any]]]
-    stats: _Stats
+    stats: Stats
     bad_count: int
     bad: list[dict[str, Any]]
 
@@ -267,15 +264,15 @@ def write_part(plan: DatasetPlan, index: int) -> PartResult:
     src, schema, settings = plan.source, plan.schema, plan.settings
     split_names = list(settings["splits"])
     writers = [_SplitWriter(plan.temp_dir, name, index, settings) for name in split_names]
-    stats = _Stats(schema, split_names)
-    rejected = _Rejected(src.path or src.kind, settings["on_bad_row"], _hints(plan.inference))
+    stats = Stats(schema, split_names)
+    rejected = Rejected(src.path or src.kind, settings["on_bad_row"], hints(plan.inference))
     needed = [f.name for f in schema.features] + [settings["split_key"]] * bool(
         settings["split_key"]
     )
     for block in src.blocks(plan.parts[index], needed):
-        converted = _clean_block(block, schema, settings["split_key"])
+        converted = clean_block(block, schema, settings["split_key"])
         if converted is None:
-            converted = _convert_rows(block, schema, settings, rejected)
+            converted = convert_rows(block, schema, settings, rejected)
         columns, keys = converted
         if not len(keys):
             continue
@@ -292,7 +289,7 @@ def finalize_dataset(plan: DatasetPlan, results: Sequence[PartResult]) -> dict[s
     """Name the shards, write schema, stats and manifest (last), and move the data set into place."""
     assert plan.temp_dir is not None, "nothing to finalize: the plan is a cache hit"
     results = sorted(results, key=lambda r: r.index)
-    stats = _Stats(plan.schema, list(plan.settings["splits"]))
+    stats = Stats(plan.schema, list(plan.settings["splits"]))
     for result in results:
         stats.merge(result.stats)
     bad_count = sum(r.bad_count for r in results)
@@ -442,248 +439,6 @@ def _publish_shard(directory: str, shard: dict[str, Any], name: str) -> dict[str
     }
 
 
-# -- rows → columns ----------------------------------------------------------------------------
-
-
-_INT64_LIMIT = 2**63
-
-
-def _overflows_float32(number: float) -> bool:
-    with np.errstate(over="ignore"):
-        return bool(np.isinf(np.float32(number)))
-
-
-class _Rejected:
-    """Bad rows: raised at once (``on_bad_row="error"``), or counted with the first few kept.
-    ``hints``: by column, what to add to its errors (why an inferred column is numeric)."""
-
-    def __init__(self, path: str, on_bad_row: str, hints: Mapping[str, str]) -> None:
-        self._path = path
-        self._raise = on_bad_row == "error"
-        self._hints = hints
-        self.count = 0
-        self.examples: list[dict[str, Any]] = []
-
-    def add(self, err: DataError, line: int) -> None:
-        reason = err.reason
-        if err.column in self._hints:
-            reason = f"{reason} ({self._hints[err.column]})"
-        err = DataError(reason, path=self._path, line=line, column=err.column)
-        if self._raise:
-            raise err from None
-        self.count += 1
-        if len(self.examples) < BAD_ROW_EXAMPLES:
-            self.examples.append(err.as_dict())
-            logger.warning("write_dataset: skipped bad row: %s", err)
-
-
-def _clean_block(
-    block: Block, schema: Schema, split_key: str | None
-) -> tuple[dict[str, Column], list[Any]] | None:
-    """The block's columns and split keys when every value of every feature is already
-    acceptable as it stands (the common case for arrays, DataFrames and Parquet); None sends
-    the block through the row-by-row checks, which name what is wrong."""
-    if block.arrays is None:
-        return None
-    rows = len(block.lines)
-    columns = {}
-    for feature in schema.features:
-        array = block.arrays.get(feature.name)
-        if array is None:
-            return None
-        flat = array.reshape(rows, -1)
-        if feature.kind == "fixed" and flat.shape[1] != feature.size:
-            return None
-        values = _clean_values(flat.reshape(-1), feature.dtype, feature.name == schema.label)
-        if values is None:
-            return None
-        columns[feature.name] = Column(values, np.full(rows, flat.shape[1], np.int64))
-    return columns, list(block.arrays[split_key]) if split_key else block.lines
-
-
-def _hints(inference: Mapping[str, Any]) -> dict[str, str]:
-    """For the errors of inferred numeric columns that hold some text: why they are numeric."""
-    threshold = inference.get("numeric_threshold")
-    return {
-        name: f"{note['numbers']} of its {note['values']} values are numbers, so it is "
-        f"{note['dtype']} (numeric_threshold {threshold}); give schema= to read it as text, or "
-        "on_bad_row='skip'"
-        for name, note in (inference.get("columns") or {}).items()
-        if not note["looks_numeric"] and note.get("numbers", 0) < note.get("values", 0)
-    }
-
-
-def _clean_values(
-    flat: np.ndarray, dtype: str, is_label: bool = False
-) -> np.ndarray | list[bytes] | None:
-    """``flat`` converted to ``dtype`` when it holds only acceptable values, else None."""
-    if flat.dtype.kind == "U" and dtype != "string":  # CSV text
-        try:
-            flat = flat.astype(np.int64 if dtype == "int64" else np.float64)
-        except (ValueError, OverflowError):
-            return None
-    kind = flat.dtype.kind
-    if dtype == "string":
-        if is_label and (flat == ("" if kind != "S" else b"")).any():
-            return None  # a missing label: named row by row
-        if kind == "S":
-            return flat.tolist()
-        if kind == "U" or (kind == "O" and all(isinstance(v, str) for v in flat.tolist())):
-            return [v.encode() for v in flat.tolist()]
-        return None
-    if kind not in "fiub":
-        return None
-    if kind == "u" and flat.size and flat.max() >= _INT64_LIMIT:
-        return None  # beyond int64: named row by row
-    if kind == "f":
-        if not np.isfinite(flat).all():
-            return None  # missing or infinite values: checked row by row
-        if dtype == "int64" and not (
-            (flat == np.floor(flat)).all() and (np.abs(flat) < _INT64_LIMIT).all()
-        ):
-            return None
-    if dtype == "int64":
-        return flat.astype(np.int64)
-    # As a row of Python numbers would be: → float64 → float32.
-    with np.errstate(over="ignore"):
-        values = flat.astype(np.float64).astype(np.float32)
-    return values if np.isfinite(values).all() else None  # beyond float32: checked row by row
-
-
-def _convert_rows(
-    block: Block, schema: Schema, settings: dict[str, Any], rejected: _Rejected
-) -> tuple[dict[str, Column], list[Any]]:
-    """The good rows of ``block`` as columns, and their split keys; bad rows go to ``rejected``."""
-    values: dict[str, list] = {f.name: [] for f in schema.features}
-    counts: dict[str, list[int]] = {f.name: [] for f in schema.features}
-    keys = []
-    for line, raw in block.rows():
-        try:
-            if isinstance(raw, DataError):
-                raise raw
-            row = _convert(raw, schema, settings["allow_missing"])
-        except DataError as err:
-            rejected.add(err, line)
-            continue
-        for name, items in row.items():
-            values[name] += items
-            counts[name].append(len(items))
-        keys.append(raw[settings["split_key"]] if settings["split_key"] else line)
-    columns = {
-        f.name: Column(
-            values[f.name]
-            if f.dtype == "string"
-            else np.asarray(values[f.name], DTYPES[f.dtype].as_numpy_dtype),
-            np.asarray(counts[f.name], np.int64),
-        )
-        for f in schema.features
-    }
-    return columns, keys
-
-
-def _convert(
-    raw: Mapping[str, Any], schema: Schema, allow_missing: bool | list[str]
-) -> dict[str, list]:
-    values = {}
-    for feature in schema.features:
-        if feature.name not in raw:
-            raise DataError("column missing from the row", column=feature.name)
-        values[feature.name] = _feature_values(raw[feature.name], feature, schema, allow_missing)
-    return values
-
-
-def _feature_values(value: Any, feature: FeatureSpec, schema: Schema, allow_missing: Any) -> list:
-    allowed = allow_missing is True or (
-        isinstance(allow_missing, list) and feature.name in allow_missing
-    )
-    if feature.kind == "var" and value is None:  # a null list
-        _missing(feature, schema, allowed)
-        return []
-    items = _as_list(value, feature)
-    if feature.kind == "fixed" and len(items) != feature.size:
-        raise DataError(
-            f"expected {feature.size} value(s), found {len(items)}", column=feature.name
-        )
-    if feature.dtype == "string":
-        return [_text(item, feature, schema, allowed) for item in items]
-    out = []
-    for item in items:
-        if is_missing(item):
-            _missing(feature, schema, allowed and feature.dtype == "float32")
-            out.append(float("nan"))
-            continue
-        out.append(_number(item, feature))
-    return out
-
-
-def _missing(feature: FeatureSpec, schema: Schema, allowed: bool) -> None:
-    """Raise the DataError of a missing value unless it may be kept."""
-    if feature.name == schema.label:
-        raise DataError("missing label value", column=feature.name)
-    if not allowed:
-        if feature.dtype == "int64" and feature.kind == "fixed":
-            raise DataError(
-                "missing value in an int64 feature (int64 has no NaN: give a schema with float32 "
-                "for it, and allow_missing)",
-                column=feature.name,
-            )
-        raise DataError(
-            "missing value where none is allowed (see allow_missing)", column=feature.name
-        )
-
-
-def _text(item: Any, feature: FeatureSpec, schema: Schema, allowed: bool) -> bytes:
-    """A value of a string feature as bytes: text as UTF-8, bytes as they are, numbers as their
-    text (a schema may ask for that); missing values (None, NaN; an empty label) only where
-    allowed, as ``b""``; anything else (a dict, a list) is refused."""
-    if isinstance(item, bytes):
-        missing = item == b"" and feature.name == schema.label
-    elif isinstance(item, str):
-        missing = item == "" and feature.name == schema.label
-    else:
-        missing = item is None or (isinstance(item, (float, np.floating)) and math.isnan(item))
-    if missing:
-        _missing(feature, schema, allowed)
-        return b""
-    if isinstance(item, bytes):
-        return item
-    if isinstance(item, str):
-        return item.encode()
-    if isinstance(item, (int, float, np.number)):
-        return str(item).encode()
-    raise DataError(f"not text: a {type(item).__name__} value {item!r:.60}", column=feature.name)
-
-
-def _as_list(value: Any, feature: FeatureSpec) -> list:
-    if isinstance(value, np.ndarray):
-        return value.reshape(-1).tolist()
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    if isinstance(value, np.generic):
-        return [value.item()]
-    return [value]
-
-
-def _number(item: Any, feature: FeatureSpec) -> float | int:
-    try:
-        if feature.dtype == "int64":
-            if isinstance(item, float) and not item.is_integer():
-                raise ValueError
-            number: float | int = int(item)
-        else:
-            number = float(item)
-    except (TypeError, ValueError):
-        kind = "an integer" if feature.dtype == "int64" else "a number"
-        raise DataError(f"not {kind}: {item!r}", column=feature.name) from None
-    if isinstance(number, int) and not -_INT64_LIMIT <= number < _INT64_LIMIT:
-        raise DataError(f"integer {item!r} does not fit in int64", column=feature.name)
-    if math.isinf(number):
-        raise DataError(f"infinite value {item!r}", column=feature.name)
-    if isinstance(number, float) and _overflows_float32(number):
-        raise DataError(f"value {item!r} does not fit in float32", column=feature.name)
-    return number
-
-
 def _split_ids(seed: int, keys: Sequence[Any], splits: dict[str, float]) -> np.ndarray:
     """Each row's split (its index in ``splits``), picked by the hash of ``(seed, key)``."""
     if len(splits) == 1:
@@ -699,158 +454,6 @@ def _split_ids(seed: int, keys: Sequence[Any], splits: dict[str, float]) -> np.n
         len(keys),
     )
     return np.searchsorted(bounds, points / 2**64, side="right")
-
-
-# -- statistics -------------------------------------------------------------------------------
-
-
-class _Stats:
-    def __init__(self, schema: Schema, splits: list[str]) -> None:
-        self._schema = schema
-        self.rows = 0
-        self._numeric = {f.name: _Moments() for f in schema.features if f.dtype != "string"}
-        self._vocab: dict[str, Counter] = {
-            f.name: Counter() for f in schema.features if f.dtype == "string"
-        }
-        self._truncated: set[str] = set()
-        self._counts: dict[str, int] = {f.name: 0 for f in schema.features}
-        self._splits = splits
-        self._label_by_split: dict[str, Counter] = {s: Counter() for s in splits}
-        self._split_rows: Counter = Counter()
-        label = schema.label
-        # Class labels get a distribution; a float label (regression) only its moments.
-        self._counted_label = (
-            label if label is not None and schema.feature(label).dtype != "float32" else None
-        )
-
-    def add(self, columns: Mapping[str, Column], split_ids: np.ndarray) -> None:
-        """Count a block of rows: ``columns`` as encoded, ``split_ids[i]`` row ``i``'s split."""
-        self.rows += len(split_ids)
-        for split, rows in zip(*np.unique(split_ids, return_counts=True)):
-            self._split_rows[self._splits[split]] += int(rows)
-        for name, moments in self._numeric.items():
-            values = columns[name].values
-            self._counts[name] += len(values)
-            moments.add(values)
-        for name, vocab in self._vocab.items():
-            values = columns[name].values
-            self._counts[name] += len(values)
-            if name in self._truncated:
-                continue
-            if any(len(item) > 256 for item in values):  # binary payloads are no vocabulary
-                self._truncated.add(name)
-                vocab.clear()
-                continue
-            vocab.update(item.decode(errors="replace") for item in values)
-            if len(vocab) > VOCABULARY_CAP:
-                self._truncated.add(name)
-        if self._counted_label is not None:
-            label = columns[self._counted_label]
-            value_splits = np.repeat(split_ids, label.counts)
-            for split, label_counts in enumerate(self._label_by_split.values()):
-                chosen = value_splits == split
-                if isinstance(label.values, np.ndarray):
-                    found, times = np.unique(label.values[chosen], return_counts=True)
-                    label_counts.update(dict(zip(found.tolist(), times.tolist())))
-                else:
-                    label_counts.update(
-                        v.decode() for v, keep in zip(label.values, chosen.tolist()) if keep
-                    )
-
-    def merge(self, other: _Stats) -> None:
-        """Add another part's statistics to these."""
-        self.rows += other.rows
-        self._split_rows.update(other._split_rows)
-        for name, count in other._counts.items():
-            self._counts[name] += count
-        for name, moments in other._numeric.items():
-            self._numeric[name].merge(moments)
-        self._truncated |= other._truncated
-        for name, vocab in other._vocab.items():
-            if name in self._truncated:
-                self._vocab[name].clear()
-            else:
-                self._vocab[name].update(vocab)
-                if len(self._vocab[name]) > VOCABULARY_CAP:
-                    self._truncated.add(name)
-        for split, counts in other._label_by_split.items():
-            self._label_by_split[split].update(counts)
-
-    def label_values(self) -> tuple[str, ...]:
-        """Every label value seen, in any split, sorted (a string label's vocabulary)."""
-        return tuple(sorted({str(v) for counts in self._label_by_split.values() for v in counts}))
-
-    def to_json(self, bad_count: int, bad: list[dict[str, Any]]) -> dict[str, Any]:
-        features: dict[str, Any] = {}
-        for feature in self._schema.features:
-            entry: dict[str, Any] = {"dtype": feature.dtype, "values": self._counts[feature.name]}
-            if feature.name in self._numeric:
-                entry.update(self._numeric[feature.name].to_json())
-            elif feature.name in self._truncated:
-                entry["vocabulary"] = None
-            else:
-                entry["vocabulary"] = dict(self._vocab[feature.name].most_common())
-            features[feature.name] = entry
-        out: dict[str, Any] = {
-            "rows": self.rows,
-            "rows_per_split": dict(self._split_rows),
-            "features": features,
-            "bad_rows": {"count": bad_count, "examples": bad},
-        }
-        if self._schema.label is not None:
-            out["label"] = {
-                "name": self._schema.label,
-                "distribution": {
-                    split: {str(k): v for k, v in sorted(c.items())}
-                    for split, c in self._label_by_split.items()
-                },
-            }
-        return out
-
-
-class _Moments:
-    """count/missing/sum/sum of squares/min/max of one numeric feature."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.missing = 0
-        self.total = 0.0
-        self.total_sq = 0.0
-        self.low = math.inf
-        self.high = -math.inf
-
-    def add(self, values: np.ndarray) -> None:
-        values = np.asarray(values, np.float64)
-        present = values[~np.isnan(values)]
-        self.missing += values.size - present.size
-        if present.size:
-            self.count += present.size
-            self.total += float(present.sum())
-            self.total_sq += float(np.square(present).sum())
-            self.low = min(self.low, float(present.min()))
-            self.high = max(self.high, float(present.max()))
-
-    def merge(self, other: _Moments) -> None:
-        self.count += other.count
-        self.missing += other.missing
-        self.total += other.total
-        self.total_sq += other.total_sq
-        self.low = min(self.low, other.low)
-        self.high = max(self.high, other.high)
-
-    def to_json(self) -> dict[str, Any]:
-        if not self.count:
-            return {"count": 0, "missing": self.missing}
-        mean = self.total / self.count
-        variance = max(self.total_sq / self.count - mean * mean, 0.0)
-        return {
-            "count": self.count,
-            "missing": self.missing,
-            "min": self.low,
-            "max": self.high,
-            "mean": mean,
-            "std": math.sqrt(variance),
-        }
 
 
 # -- settings, fingerprints, files ------------------------------------------------------------
