@@ -7,6 +7,9 @@ import dataclasses
 import decimal
 import json
 import os
+import pickle
+import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -621,3 +624,89 @@ def test_manifest_records_the_new_settings(tmp_path):
     assert manifest["settings"]["numeric_threshold"] == 0.9
     assert manifest["settings"]["delimiter"] is None
     assert read_manifest(str(tmp_path / "data"))["source"]["delimiter"] == ","
+
+
+# -- nothing unsafe is loaded --------------------------------------------------------------------
+
+
+class _Payload:
+    """Unpickling this creates ``marker``: proof that a reader ran code from a file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+_UNPICKLED: list[str] = []
+_WATCHING: list[bool] = []
+
+
+def _audit(event, args):
+    if _WATCHING and event == "pickle.find_class":
+        _UNPICKLED.append(f"{args[0]}.{args[1]}")
+
+
+sys.addaudithook(_audit)  # process-wide and permanent, so it only records while watching
+
+
+def _pickle_file(path, marker):
+    path.write_bytes(pickle.dumps([_Payload(marker)]))
+    return path
+
+
+def _image_folder(root, marker):
+    for name in ("a", "b"):
+        os.makedirs(root / name)
+        _pickle_file(root / name / "x.png", marker)
+    return root
+
+
+UNSAFE = {
+    "npz-object-array": lambda p, m: (
+        np.savez(p / "e.npz", a=np.array([_Payload(m)], dtype=object)) or p / "e.npz"
+    ),
+    "pickle-named-npz": lambda p, m: _pickle_file(p / "e.npz", m),
+    "pickle-named-parquet": lambda p, m: _pickle_file(p / "e.parquet", m),
+    "pickle-named-csv": lambda p, m: _pickle_file(p / "e.csv", m),
+    "pickle-named-tsv-gz": lambda p, m: _pickle_file(p / "e.tsv.gz", m),
+    "pickles-in-an-image-folder": lambda p, m: _image_folder(p / "images", m),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(UNSAFE))
+def test_no_reader_unpickles_what_a_parameter_names(kind, tmp_path):
+    marker = tmp_path / "code-ran"
+    source = UNSAFE[kind](tmp_path, marker)
+    _UNPICKLED.clear()
+    _WATCHING.append(True)
+    pickle.loads(pickle.dumps(_Payload))  # the hook sees unpickling: this test can fail
+    assert _UNPICKLED == [f"{__name__}._Payload"]
+    _UNPICKLED.clear()
+    try:
+        write_dataset(source, tmp_path / "data", splits={"train": 1.0})
+        stored = read_all(tmp_path / "data")["image"]  # the image folder: kept as bytes
+        assert all(value.startswith(b"\x80") for value in stored.tolist())
+    except DataError:
+        pass
+    finally:
+        _WATCHING.clear()
+    assert not marker.exists() and not _UNPICKLED, f"unpickled {_UNPICKLED}"
+
+
+UNSAFE_CALLS = re.compile(
+    r"allow_pickle\s*=\s*True|\bpickle\.loads?\(|cloudpickle\.loads?\(|\bjoblib\.load\("
+    r"|\byaml\.(unsafe_)?load\(|\btorch\.load\(|\bdill\.loads?\(|\bmarshal\.loads?\("
+)
+
+
+def test_no_unsafe_deserialisation_in_the_code():
+    root = Path(__file__).resolve().parent.parent
+    found = []
+    for package in ("estimator_core", "tasks", "flows", "ops", "examples"):
+        for path in sorted((root / package).rglob("*.py")):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if UNSAFE_CALLS.search(line):
+                    found.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
+    assert not found, "unsafe deserialisation:\n" + "\n".join(found)

@@ -47,7 +47,12 @@ class _Lines:
     def __next__(self) -> str:
         if self._stop is not None and self.offset >= self._stop:
             raise StopIteration
-        raw = next(self._lines)
+        try:
+            raw = next(self._lines)
+        except (OSError, EOFError) as err:  # e.g. a .gz file that is not (wholly) gzip
+            raise DataError(
+                f"cannot read the file: {err}", path=self._path, line=self.line + 1
+            ) from None
         start = self.offset
         self.offset += len(raw)
         self.line += 1
@@ -104,7 +109,11 @@ class CsvSource(Source):
         """The column names, and the offset and line where the data rows begin."""
         if self._header is None:
             with self._open() as f:
-                if f.read(2) in _UTF16_BOMS:
+                try:
+                    first = f.read(2)
+                except (OSError, EOFError) as err:
+                    raise DataError(f"cannot read the file: {err}", path=self.path) from None
+                if first in _UTF16_BOMS:
                     raise DataError(
                         "UTF-16 text (as Excel's 'Unicode Text' saves it): save the file as "
                         "'CSV UTF-8'",
