@@ -469,3 +469,21 @@ def test_own_csv_with_string_labels_and_free_form_names_trains_and_decodes_class
     ]
     assert np.mean([a == b for a, b in zip(predicted, truth)]) > 0.9
     assert set(predicted) <= {s.encode() for s in species}
+
+
+def test_the_docs_csv_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    import re
+
+    docs = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "data.md")
+    with open(docs) as f:
+        code = re.search(r"## A CSV of your own.*?```python\n(.*?)```", f.read(), re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "docs/data.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    expected = [
+        "[('petal width', 'float32'), ('colour', 'string'), ('zip', 'string'), ('species', 'string')]",
+        "('setosa', 'versicolor', 'virginica')",
+        "['zip']",
+        "['colour', 'petal width', 'zip']",
+    ]
+    assert printed[1:] == expected
