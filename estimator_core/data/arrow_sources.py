@@ -17,6 +17,7 @@ from estimator_core.data.source_base import (
     Block,
     BlockSource,
     InferenceOptions,
+    duplicates,
     even_ranges,
     file_sha256,
 )
@@ -52,8 +53,7 @@ class ArrowSource(BlockSource):
 
     def columns(self) -> list[str]:
         names = [field.name for field in self._fields()]
-        twice = sorted({name for name in names if names.count(name) > 1})
-        if twice:
+        if twice := duplicates(names):
             raise DataError(f"duplicate column names: {twice}", path=self.path)
         return names
 
@@ -106,8 +106,7 @@ class DataFrameSource(ArrowSource):
         import pyarrow as pa
 
         names = [str(c) for c in frame.columns]
-        twice = sorted({name for name in names if names.count(name) > 1})
-        if twice:
+        if twice := duplicates(names):
             raise DataError(f"duplicate column names: {twice}")
         try:
             self._table = pa.Table.from_pandas(frame, preserve_index=False)

@@ -20,11 +20,18 @@ import numpy as np
 from estimator_core.data.errors import DataError
 from estimator_core.data.inference import TextColumnCounts, decide
 from estimator_core.data.schema import FeatureSpec, Schema
-from estimator_core.data.source_base import Block, InferenceOptions, Source, file_sha256
+from estimator_core.data.source_base import (
+    Block,
+    InferenceOptions,
+    Source,
+    duplicates,
+    file_sha256,
+)
 
 _BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _CUT_POINTS = 4096  # record boundaries a scan remembers, to cut a file into parts
+_TABLE_BYTES = 64 << 20  # the largest block of text built as one NumPy table
 
 
 class _Lines:
@@ -126,17 +133,17 @@ class CsvSource(Source):
                 if record is None or not record[1]:
                     raise DataError("empty CSV file (no header row)", path=self.path, line=1)
                 names = record[1]
-                self._header = (names, lines.offset, lines.line + 1)
+                header = (names, lines.offset, lines.line + 1)
             for index, name in enumerate(names):
                 if not name:
                     raise DataError(
                         f"column {index + 1} of the header has no name", path=self.path, line=1
                     )
-            twice = sorted({name for name in names if names.count(name) > 1})
-            if twice:
+            if twice := duplicates(names):
                 raise DataError(
                     f"duplicate column names in the header: {twice}", path=self.path, line=1
                 )
+            self._header = header
         return self._header
 
     def columns(self) -> list[str]:
@@ -279,6 +286,12 @@ class CsvSource(Source):
 def _text_columns(
     records: Sequence[Sequence[str]], wanted: list[tuple[int, str]]
 ) -> dict[str, np.ndarray]:
-    """Records of equal length as one NumPy unicode array per wanted ``(index, name)``."""
+    """Records of equal length as one NumPy unicode array per wanted ``(index, name)``: the
+    columns of one table when that table is small (faster to build), else one array each
+    (so that one long text field does not widen every column of the block)."""
+    longest = max(map(len, itertools.chain.from_iterable(records)), default=0) or 1
+    if len(records) * len(records[0]) * longest * 4 <= _TABLE_BYTES:
+        table = np.array(records, dtype=f"<U{longest}")
+        return {name: table[:, index] for index, name in wanted}
     columns = list(zip(*records))
     return {name: np.array(columns[index], dtype=str) for index, name in wanted}

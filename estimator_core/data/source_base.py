@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import itertools
 import math
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -114,6 +115,11 @@ def even_ranges(total: int, count: int) -> list[dict[str, Any] | None]:
     """``count`` contiguous ``{"start", "stop"}`` ranges covering ``range(total)``, some maybe empty."""
     bounds = np.linspace(0, total, count + 1).astype(int)
     return [{"start": int(a), "stop": int(b)} for a, b in itertools.pairwise(bounds)]
+
+
+def duplicates(names: Sequence[str]) -> list[str]:
+    """The names that occur more than once, sorted."""
+    return sorted(name for name, count in Counter(names).items() if count > 1)
 
 
 def file_sha256(path: str) -> str:
