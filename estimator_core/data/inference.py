@@ -197,36 +197,31 @@ def decide(
         return "string", None
     fraction = numbers / counts.present
     note: dict[str, Any] = {"values": counts.present, "numbers": numbers, "missing": counts.missing}
+
+    def text(reason: str) -> tuple[str, dict[str, Any]]:
+        return "string", {**note, "dtype": "string", "looks_numeric": True, "reason": reason}
+
     if fraction < threshold:
         if fraction <= LOOKS_NUMERIC:
             return "string", None
         line, value = counts.first_text  # type: ignore[misc]
-        return "string", {
-            **note,
-            "dtype": "string",
-            "looks_numeric": True,
-            "reason": f"{fraction:.1%} of its values are numbers, below numeric_threshold "
-            f"{threshold} (first text value {value!r} at line {line})",
-        }
+        return text(
+            f"{fraction:.1%} of its values are numbers, below numeric_threshold {threshold} "
+            f"(first text value {value!r} at line {line})"
+        )
     if counts.leading_zeros:
         line, value = counts.first_leading_zero  # type: ignore[misc]
-        return "string", {
-            **note,
-            "dtype": "string",
-            "looks_numeric": True,
-            "reason": f"numbers with leading zeros ({counts.leading_zeros}, first {value!r} at "
-            f"line {line}) are codes, kept as text so they stay exact",
-        }
+        return text(
+            f"numbers with leading zeros ({counts.leading_zeros}, first {value!r} at line "
+            f"{line}) are codes, kept as text so they stay exact"
+        )
     fitting = numbers - (0 if counts.floats else counts.beyond_int64)
     if fitting / counts.present < threshold:
         line, value = counts.first_beyond_int64  # type: ignore[misc]
-        return "string", {
-            **note,
-            "dtype": "string",
-            "looks_numeric": True,
-            "reason": f"integers beyond int64 ({counts.beyond_int64}, first {value!r} at line "
-            f"{line}) are identifiers, kept as text",
-        }
+        return text(
+            f"integers beyond int64 ({counts.beyond_int64}, first {value!r} at line {line}) "
+            "are identifiers, kept as text"
+        )
     dtype = "float32" if counts.floats else "int64"
     reasons = []
     if dtype == "int64" and counts.missing and missing_allowed and not is_label:

@@ -226,9 +226,12 @@ def plan_dataset(
     if given is None:
         options = InferenceOptions(numeric_threshold, _allowed_missing(settings["allow_missing"]))
         inferred, notes = src.infer_schema(label, options)
-        inference = {"schema": "inferred", "numeric_threshold": numeric_threshold}
-        inference["columns"] = notes
-        inference["looks_numeric"] = sorted(n for n, note in notes.items() if note["looks_numeric"])
+        inference = {
+            "schema": "inferred",
+            "numeric_threshold": numeric_threshold,
+            "columns": notes,
+            "looks_numeric": sorted(n for n, note in notes.items() if note["looks_numeric"]),
+        }
         for name, note in notes.items():
             logger.warning(
                 "write_dataset: column %r is %s: %s", name, note["dtype"], note["reason"]
@@ -266,9 +269,9 @@ def write_part(plan: DatasetPlan, index: int) -> PartResult:
     writers = [_SplitWriter(plan.temp_dir, name, index, settings) for name in split_names]
     stats = Stats(schema, split_names)
     rejected = Rejected(src.path or src.kind, settings["on_bad_row"], hints(plan.inference))
-    needed = [f.name for f in schema.features] + [settings["split_key"]] * bool(
-        settings["split_key"]
-    )
+    needed = [f.name for f in schema.features]
+    if settings["split_key"]:
+        needed.append(settings["split_key"])
     for block in src.blocks(plan.parts[index], needed):
         converted = clean_block(block, schema, settings["split_key"])
         if converted is None:
