@@ -473,10 +473,28 @@ CASES = [
         error=r"column 'n': a column of nulls only",
     ),
     Case(
-        "parquet-pandas-index-not-a-feature",
+        "parquet-pandas-row-labels-not-a-feature",
         parquet(pd.DataFrame({"a": [1.0, 2.0], "label": [0, 1]}, index=[7, 9])),
         {"label": "label"},
         check=no_index_column,
+    ),
+    Case(
+        "parquet-named-pandas-index-kept",
+        parquet(
+            pd.DataFrame({"id": [7, 10, 11], "a": [1.0, 2.0, 3.0], "label": [0, 1, 1]}).set_index(
+                "id"
+            )
+        ),
+        {"label": "label"},
+        check=expect_schema(a="float32", label="int64", id="int64"),
+    ),
+    Case(
+        "dataframe-named-index-kept",
+        lambda p: pd.DataFrame(
+            {"id": [7, 10, 11], "a": [1.0, 2.0, 3.0], "label": [0, 1, 1]}
+        ).set_index("id"),
+        {"label": "label"},
+        check=expect_schema(a="float32", label="int64", id="int64"),
     ),
     Case(
         "parquet-not-parquet",
@@ -639,13 +657,13 @@ class _Payload:
         return (open, (self.marker, "w"))
 
 
-_UNPICKLED: list[str] = []
-_WATCHING: list[bool] = []
+_unpickled: list[str] = []
+_watching: list[bool] = []
 
 
 def _audit(event, args):
-    if _WATCHING and event == "pickle.find_class":
-        _UNPICKLED.append(f"{args[0]}.{args[1]}")
+    if _watching and event == "pickle.find_class":
+        _unpickled.append(f"{args[0]}.{args[1]}")
 
 
 sys.addaudithook(_audit)  # process-wide and permanent, so it only records while watching
@@ -679,11 +697,11 @@ UNSAFE = {
 def test_no_reader_unpickles_what_a_parameter_names(kind, tmp_path):
     marker = tmp_path / "code-ran"
     source = UNSAFE[kind](tmp_path, marker)
-    _UNPICKLED.clear()
-    _WATCHING.append(True)
+    _unpickled.clear()
+    _watching.append(True)
     pickle.loads(pickle.dumps(_Payload))  # the hook sees unpickling: this test can fail
-    assert _UNPICKLED == [f"{__name__}._Payload"]
-    _UNPICKLED.clear()
+    assert _unpickled == [f"{__name__}._Payload"]
+    _unpickled.clear()
     try:
         write_dataset(source, tmp_path / "data", splits={"train": 1.0})
         stored = read_all(tmp_path / "data")["image"]  # the image folder: kept as bytes
@@ -691,8 +709,8 @@ def test_no_reader_unpickles_what_a_parameter_names(kind, tmp_path):
     except DataError:
         pass
     finally:
-        _WATCHING.clear()
-    assert not marker.exists() and not _UNPICKLED, f"unpickled {_UNPICKLED}"
+        _watching.clear()
+    assert not marker.exists() and not _unpickled, f"unpickled {_unpickled}"
 
 
 UNSAFE_CALLS = re.compile(
@@ -710,3 +728,10 @@ def test_no_unsafe_deserialisation_in_the_code():
                 if UNSAFE_CALLS.search(line):
                     found.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
     assert not found, "unsafe deserialisation:\n" + "\n".join(found)
+
+
+def test_a_named_range_index_that_pandas_keeps_as_metadata_is_reported(tmp_path, caplog):
+    frame = pd.DataFrame({"id": [7, 9], "a": [1.0, 2.0], "label": [0, 1]}).set_index("id")
+    with caplog.at_level("WARNING", logger="estimator_core.data"):
+        write_dataset(frame, tmp_path / "data", label="label")
+    assert "the pandas index 'id' is a range kept only in pandas' metadata" in caplog.text

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import os
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -21,6 +23,9 @@ from estimator_core.data.source_base import (
     even_ranges,
     file_sha256,
 )
+
+logger = logging.getLogger("estimator_core.data")
+_PANDAS_ROW_LABELS = re.compile(r"^__index_level_\d+__$")
 
 
 class ArrowSource(BlockSource):
@@ -43,13 +48,10 @@ class ArrowSource(BlockSource):
         raise NotImplementedError
 
     def _fields(self) -> list[Any]:
+        """The columns, less the row labels pandas stores for an unnamed index (a named index,
+        ``frame.set_index("id")``, is data and stays a column)."""
         schema = self._arrow_schema()
-        index = {
-            name
-            for name in ((schema.pandas_metadata or {}).get("index_columns") or [])
-            if isinstance(name, str)  # a RangeIndex is stored as metadata, not as a column
-        }
-        return [field for field in schema if field.name not in index]
+        return [field for field in schema if not _PANDAS_ROW_LABELS.match(field.name)]
 
     def columns(self) -> list[str]:
         names = [field.name for field in self._fields()]
@@ -61,6 +63,14 @@ class ArrowSource(BlockSource):
         self, label: str | None, options: InferenceOptions
     ) -> tuple[Schema, dict[str, dict[str, Any]]]:
         self.columns()
+        for index in (self._arrow_schema().pandas_metadata or {}).get("index_columns", []):
+            if isinstance(index, dict) and index.get("name") is not None:
+                logger.warning(
+                    "%s: the pandas index %r is a range kept only in pandas' metadata, not a "
+                    "column: it is not written (reset_index() before saving keeps it)",
+                    self.path or "DataFrame",
+                    index["name"],
+                )
         nulls = self._null_counts()
         features, notes = [], {}
         for field in self._fields():
@@ -109,7 +119,7 @@ class DataFrameSource(ArrowSource):
         if twice := duplicates(names):
             raise DataError(f"duplicate column names: {twice}")
         try:
-            self._table = pa.Table.from_pandas(frame, preserve_index=False)
+            self._table = pa.Table.from_pandas(frame)
         except (pa.ArrowException, ValueError, TypeError) as err:
             raise DataError(f"cannot read the DataFrame: {err}") from err
 
