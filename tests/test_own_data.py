@@ -257,6 +257,18 @@ CASES = [
         error=r"line 2: bad CSV: unexpected end of data",
     ),
     Case(
+        "csv-carriage-returns-only",
+        lambda p: (p / "r.csv").write_bytes(b"a,label\r1,0\r2,1\r") and p / "r.csv",
+        {"label": "label"},
+        error=r"line 1: bad CSV: a carriage return \(\\r\) ends a line without \\n",
+    ),
+    Case(
+        "csv-windows-line-endings",
+        lambda p: (p / "w.csv").write_bytes(b"a,label\r\n1,0\r\n2,1\r\n") and p / "w.csv",
+        {"label": "label", "splits": {"train": 1.0}},
+        check=expect_schema(a="int64", label="int64"),
+    ),
+    Case(
         "csv-bad-byte-line-5000",
         lambda p: (
             (p / "b.csv").write_bytes(

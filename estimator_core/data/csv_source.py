@@ -110,6 +110,13 @@ class CsvSource(Source):
         except StopIteration:
             return None
         except csv.Error as err:
+            if "new-line character seen in unquoted field" in str(err):
+                raise DataError(
+                    "bad CSV: a carriage return (\\r) ends a line without \\n (old Mac line "
+                    "endings?): convert the line endings to \\n or \\r\\n",
+                    path=self.path,
+                    line=line,
+                ) from None
             raise DataError(f"bad CSV: {err}", path=self.path, line=line) from None
 
     def _head(self) -> tuple[list[str], int, int]:
