@@ -4,6 +4,13 @@ Format: ``tf.train.Checkpoint`` files ``model.ckpt-<global step>.{index,data-*}`
 standard ``checkpoint`` state file, so ``tf.train.latest_checkpoint(model_dir)`` finds them.
 TensorFlow writes the data files before it rewrites the state file (atomically), so a crash
 during a save leaves ``checkpoint`` pointing at the previous, complete checkpoint.
+
+The state file is not trusted blindly: when it is unreadable (truncated, garbled), missing
+while checkpoints are on disk, or names a checkpoint whose files are gone, the checkpoints are
+found by listing ``model.ckpt-*.index`` (with all their data files), training resumes from the
+newest whole one and the chief rewrites the state file, with a warning saying so. When nothing
+on disk can be resumed from, that is an error saying what to do, never a silent restart at
+step 0 (TensorFlow itself only logs "Checkpoint ignored" and starts again).
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ logger = logging.getLogger("estimator_core")
 
 CHECKPOINT_NAME = "model.ckpt"
 GLOBAL_STEP_KEY = "global_step/.ATTRIBUTES/VARIABLE_VALUE"
+STATE_FILE = "checkpoint"
+_INDEX_FILE = re.compile(rf"^{re.escape(CHECKPOINT_NAME)}-(\d+)\.index$")
+_DATA_FILE = re.compile(rf"^{re.escape(CHECKPOINT_NAME)}-(\d+)\.data-\d+-of-(\d+)$")
 
 
 class Checkpointer:
@@ -51,6 +61,9 @@ class Checkpointer:
         self._global_step = global_step
         self._root = tf.train.Checkpoint(global_step=global_step)
         self._root.variables = {}
+        self._reported: set[str] = set()
+        if save_dir is None:  # only the chief writes model_dir
+            _repair_state_file(model_dir)
         self._manager = tf.train.CheckpointManager(
             self._root,
             save_dir or model_dir,
@@ -64,8 +77,10 @@ class Checkpointer:
         self.loaded_path: str | None = None
 
     def latest(self) -> str | None:
-        own = tf.train.latest_checkpoint(self._save_dir) if self._save_dir else None
-        return own or tf.train.latest_checkpoint(self._model_dir)
+        """The checkpoint to resume from (None: there is none). Raises ``ValueError`` when
+        model_dir's state file names checkpoints but none is on disk."""
+        candidates = self._candidates()
+        return candidates[0] if candidates else None
 
     def save(self) -> str:
         """Write a checkpoint numbered by the global step; returns its path."""
@@ -115,17 +130,33 @@ class Checkpointer:
         return None
 
     def _candidates(self) -> list[str]:
-        """The checkpoints to resume from, newest first (those of ``latest()``'s directory)."""
-        latest = self.latest()
-        if latest is None:
-            return []
-        directory = os.path.dirname(latest)
-        state = tf.train.get_checkpoint_state(directory)
-        older = [
-            p if os.path.isabs(p) or "://" in p else os.path.join(directory, p)
-            for p in (state.all_model_checkpoint_paths if state else [])
-        ]
-        return [latest] + [p for p in reversed(older) if p != latest]
+        """The whole checkpoints to resume from, newest first: the save_dir's when it has some,
+        else model_dir's (see :func:`find_checkpoints`)."""
+        for directory in (self._save_dir, self._model_dir):
+            if directory is None:
+                continue
+            found = find_checkpoints(directory)
+            if found.paths:
+                if found.problem and found.problem not in self._reported:
+                    self._reported.add(found.problem)
+                    logger.warning(
+                        "The checkpoint state file %s %s: resuming from the newest whole "
+                        "checkpoint on disk, %s (found by listing %s-*.index).",
+                        os.path.join(directory, STATE_FILE),
+                        found.problem,
+                        found.paths[0],
+                        CHECKPOINT_NAME,
+                    )
+                return found.paths
+            if found.problem:
+                state = os.path.join(directory, STATE_FILE)
+                raise ValueError(
+                    f"The checkpoint state file {state} {found.problem}, and no whole "
+                    f"checkpoint is in {directory} (no {CHECKPOINT_NAME}-<step>.index with all "
+                    f"its data files): restore the checkpoint files, or remove {state} (or use "
+                    "a new model_dir) to train from scratch."
+                )
+        return []
 
     def restore(self, path: str) -> None:
         """Make the variables equal to checkpoint ``path`` (a prefix or a directory)."""
@@ -196,10 +227,18 @@ def _open(path: str, require_global_step: bool = True) -> tuple[str, tf.train.Ch
     if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
         path = os.path.join(path, "variables", "variables")
     elif tf.io.gfile.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
-        if latest is None:
-            raise ValueError(f"no checkpoint found in directory {path}")
-        path = latest
+        found = find_checkpoints(path)
+        if not found.paths:
+            problem = f" (its state file {found.problem})" if found.problem else ""
+            raise ValueError(f"no checkpoint found in directory {path}{problem}")
+        if found.problem:
+            logger.warning(
+                "The checkpoint state file in %s %s: reading the newest whole checkpoint, %s.",
+                path,
+                found.problem,
+                found.paths[0],
+            )
+        path = found.paths[0]
     try:
         reader = tf.train.load_checkpoint(path)
     except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as err:
@@ -217,6 +256,96 @@ def _verify(path: str) -> None:
             reader.get_tensor(key)
         except (IndexError, tf.errors.OpError) as err:  # IndexError: a truncated data file
             raise ValueError(f"tensor {key!r} unreadable: {err}") from err
+
+
+@dataclasses.dataclass(frozen=True)
+class FoundCheckpoints:
+    """The checkpoints of a directory that can be resumed from (``paths``, newest first), and
+    what is wrong with its state file (``problem``: None when it agrees with the disk)."""
+
+    paths: list[str]
+    problem: str | None
+
+
+def find_checkpoints(directory: str) -> FoundCheckpoints:
+    """The whole checkpoints in ``directory`` (an index file and all its data files), newest
+    first; the state file's latest first when that one is whole, as TensorFlow would pick it."""
+    directory = os.fspath(directory)
+    whole = _whole_checkpoints(directory)
+    if not tf.io.gfile.exists(os.path.join(directory, STATE_FILE)):
+        return FoundCheckpoints(whole, "is missing" if whole else None)
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+    except ValueError:  # no model_checkpoint_path in it (e.g. an empty file)
+        state = None
+    if state is None:
+        return FoundCheckpoints(whole, "is unreadable (truncated or garbled)")
+    latest = state.model_checkpoint_path
+    same = [p for p in whole if _same_path(p, latest)]
+    if same:
+        return FoundCheckpoints([latest] + [p for p in whole if p not in same], None)
+    return FoundCheckpoints(
+        whole, f"names {os.path.basename(latest)}, whose files are missing or incomplete"
+    )
+
+
+def _whole_checkpoints(directory: str) -> list[str]:
+    """``directory/model.ckpt-<step>`` of each checkpoint with an index and all of its data
+    shards, highest step first."""
+    if not tf.io.gfile.isdir(directory):
+        return []
+    names = tf.io.gfile.listdir(directory)
+    shards: dict[int, set[int]] = {}
+    expected: dict[int, int] = {}
+    for name in names:
+        match = _DATA_FILE.match(name)
+        if match:
+            step = int(match[1])
+            shards.setdefault(step, set()).add(name)  # type: ignore[arg-type]
+            expected[step] = int(match[2])
+    steps = [int(m[1]) for m in map(_INDEX_FILE.match, names) if m]
+    return [
+        os.path.join(directory, f"{CHECKPOINT_NAME}-{step}")
+        for step in sorted(steps, reverse=True)
+        if step in shards and len(shards[step]) == expected[step]
+    ]
+
+
+def _same_path(a: str, b: str) -> bool:
+    if "://" in a or "://" in b:
+        return a.rstrip("/") == b.rstrip("/")
+    return os.path.normpath(os.path.abspath(a)) == os.path.normpath(os.path.abspath(b))
+
+
+def _repair_state_file(directory: str) -> None:
+    """Rewrite a state file that disagrees with the disk so that it names the whole
+    checkpoints there (the newest as latest), for CheckpointManager to keep managing them."""
+    found = find_checkpoints(directory)
+    if found.problem is None or not found.paths:
+        return
+    oldest_first = [os.path.basename(p) for p in reversed(found.paths)]
+    # CheckpointState in text form, as CheckpointManager writes it (names relative to the
+    # directory); written beside, then renamed over the old one.
+    lines = [f'model_checkpoint_path: "{oldest_first[-1]}"']
+    lines += [f'all_model_checkpoint_paths: "{name}"' for name in oldest_first]
+    lines += [
+        f"all_model_checkpoint_timestamps: {tf.io.gfile.stat(p + '.index').mtime_nsec / 1e9}"
+        for p in reversed(found.paths)
+    ]
+    state = os.path.join(directory, STATE_FILE)
+    temporary = f"{state}.repair-{os.getpid()}"
+    with tf.io.gfile.GFile(temporary, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    tf.io.gfile.rename(temporary, state, overwrite=True)
+    logger.warning(
+        "The checkpoint state file %s %s: rewritten to name the %d whole checkpoint(s) on disk "
+        "(found by listing %s-*.index); training resumes from the newest, %s.",
+        state,
+        found.problem,
+        len(found.paths),
+        CHECKPOINT_NAME,
+        os.path.basename(found.paths[0]),
+    )
 
 
 def checkpoint_step(path: str) -> int:

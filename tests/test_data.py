@@ -396,8 +396,9 @@ def test_array_blocks_and_csv_rows_write_the_same_data_set(tmp_path, arrays):
 
 
 def test_values_beyond_the_feature_dtype_are_bad_rows(tmp_path):
-    too_big = _csv(tmp_path / "big.csv", [[1, 0.5, 0], [2**63, 0.5, 1]])
-    with pytest.raises(DataError, match="line 3.*column 'a'.*does not fit in int64"):
+    good = [[i, 0.5, i % 2] for i in range(40)]
+    too_big = _csv(tmp_path / "big.csv", [*good, [2**63, 0.5, 1]])
+    with pytest.raises(DataError, match="line 42.*column 'a'.*does not fit in int64"):
         write_dataset(too_big, tmp_path / "out", label="label")
     overflow = _csv(tmp_path / "overflow.csv", [[1, 0.5, 0], [2, 1e39, 1]])
     with pytest.raises(DataError, match="line 3.*column 'b'.*does not fit in float32"):
@@ -410,3 +411,79 @@ def test_values_beyond_the_feature_dtype_are_bad_rows(tmp_path):
     assert manifest["records"] == 9_999 and manifest["bad_rows"] == 1
     bad = read_stats(str(tmp_path / "out"))["bad_rows"]["examples"]
     assert [(e["line"], e["column"]) for e in bad] == [(5001, "x")]
+
+
+def test_own_csv_with_string_labels_and_free_form_names_trains_and_decodes_classes(tmp_path):
+    """Column names with spaces, hyphens and non-ASCII letters reach model_fn as the user's
+    keys; a string label's vocabulary (schema.json) turns logits back into class names."""
+    from estimator_core.data import feature_columns_from_schema
+    from estimator_core.feature_column import input_layer
+
+    rng = np.random.default_rng(0)
+    species = ["setosa", "versicolor", "virginica"]
+    rows = []
+    for i in range(150):
+        kind = i % 3
+        rows.append(
+            [kind + rng.normal(0, 0.2), rng.normal(), ["rot", "grün"][i % 2], species[kind]]
+        )
+    path = _csv(
+        tmp_path / "flowers.csv",
+        rows,
+        header=("petal width", "sepal-length", "Blüte farbe", "species"),
+    )
+    write_dataset(path, tmp_path / "data", label="species", seed=3)
+    schema = read_schema(str(tmp_path / "data"))
+    assert schema.label_vocabulary == tuple(species)
+    columns = feature_columns_from_schema(schema, read_stats(str(tmp_path / "data")))
+    seen_keys = set()
+
+    def model_fn(features, labels, mode):
+        seen_keys.update(features)
+        vocabulary = tf.constant(schema.label_vocabulary)
+        logits = keras.layers.Dense(3, name="logits")(input_layer(features, columns))
+        class_ids = tf.argmax(logits, 1)
+        predictions = {"class": tf.gather(vocabulary, class_ids)}
+        if mode == est.ModeKeys.PREDICT:
+            return est.EstimatorSpec(mode, predictions=predictions)
+        label_ids = tf.argmax(tf.cast(tf.equal(labels[:, None], vocabulary[None, :]), tf.int32), 1)
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(label_ids, logits))
+        return est.EstimatorSpec(
+            mode,
+            loss=loss,
+            train_op=keras.optimizers.Adam(0.1),
+            eval_metric_ops={"accuracy": est.metrics.accuracy(label_ids, class_ids)},
+        )
+
+    estimator = est.Estimator(
+        model_fn, model_dir=tmp_path / "model", config=est.RunConfig(tf_random_seed=1)
+    )
+    data = str(tmp_path / "data")
+    estimator.train(make_input_fn(data, "train", 32, est.ModeKeys.TRAIN, seed=1), steps=150)
+    assert seen_keys == {"petal width", "sepal-length", "Blüte farbe"}
+    metrics = estimator.evaluate(make_input_fn(data, "eval", 64, est.ModeKeys.EVAL))
+    assert metrics["accuracy"] > 0.9
+    truth = read_split(tmp_path / "data", "eval")["species"].tolist()
+    predicted = [
+        p["class"] for p in estimator.predict(make_input_fn(data, "eval", 64, est.ModeKeys.PREDICT))
+    ]
+    assert np.mean([a == b for a, b in zip(predicted, truth)]) > 0.9
+    assert set(predicted) <= {s.encode() for s in species}
+
+
+def test_the_docs_csv_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    import re
+
+    docs = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "data.md")
+    with open(docs) as f:
+        code = re.search(r"## A CSV of your own.*?```python\n(.*?)```", f.read(), re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "docs/data.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    expected = [
+        "[('petal width', 'float32'), ('colour', 'string'), ('zip', 'string'), ('species', 'string')]",
+        "('setosa', 'versicolor', 'virginica')",
+        "['zip']",
+        "['colour', 'petal width', 'zip']",
+    ]
+    assert printed[1:] == expected

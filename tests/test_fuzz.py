@@ -195,3 +195,64 @@ def test_pipeline_parameters(params):
         PipelineParams(**params)
     except ValidationError as err:
         assert err.errors(), "a refusal must say which field"
+
+
+texts = st.text(st.sampled_from('ab,"\n\r ;1.-'), max_size=12)
+
+
+@FUZZ
+@given(
+    rows=st.lists(st.tuples(texts, texts), min_size=1, max_size=30),
+    parts=st.integers(2, 6),
+)
+def test_csv_parts_cut_between_records(rows, parts):
+    """Cut into parts or not, a CSV with quoted commas, quotes and newlines gives the same
+    records, each with its own text."""
+    EXAMPLES["csv_parts"] += 1
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["id", "a", "b"])
+    writer.writerows([i, a, b] for i, (a, b) in enumerate(rows))
+    with tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, newline="") as f:
+        f.write(text.getvalue())
+    schema = {
+        "version": 1,
+        "features": [
+            {"name": "id", "dtype": "int64"},
+            {"name": "a", "dtype": "string"},
+            {"name": "b", "dtype": "string"},
+        ],
+    }
+    out = tempfile.mkdtemp(prefix="fuzz-")
+    try:
+        for count in (1, parts):
+            write_dataset(
+                f.name,
+                os.path.join(out, str(count)),
+                splits={"all": 1.0},
+                num_shards=count,
+                schema=schema,
+            )
+        back = [_records(os.path.join(out, str(count))) for count in (1, parts)]
+        assert back[0] == back[1] == [(i, a, b) for i, (a, b) in enumerate(rows)]
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+        os.remove(f.name)
+
+
+def _records(data_dir):
+    import tensorflow as tf
+
+    from estimator_core.data import split_files
+
+    found = []
+    for record in tf.data.TFRecordDataset(split_files(data_dir, "all")):
+        feature = tf.train.Example.FromString(record.numpy()).features.feature
+        found.append(
+            (
+                feature["id"].int64_list.value[0],
+                feature["a"].bytes_list.value[0].decode(),
+                feature["b"].bytes_list.value[0].decode(),
+            )
+        )
+    return sorted(found)

@@ -52,7 +52,8 @@ def make_input_fn(
     ``seed``) makes the order reproducible. With ``validate`` every shard's size is checked
     against the manifest (a truncated or replaced shard is named now) and its first record
     against the schema, so a mismatch is a :class:`DataError` naming the file (and feature)
-    instead of a failure deep inside training.
+    instead of a failure deep inside training. An empty split is a :class:`DataError` naming
+    it and the split sizes (so it is refused when the input_fn is made, before training).
     """
     data_dir = os.fspath(data_dir)
     if mode not in ModeKeys.ALL:
@@ -61,9 +62,15 @@ def make_input_fn(
         raise ValueError(f"make_input_fn: batch_size must be >= 1, got {batch_size}")
     schema = read_schema(data_dir)
     files = split_files(data_dir, split)
-    if not files:
-        raise DataError(f"split {split!r} has no records", path=data_dir)
-    compression = read_manifest(data_dir)["settings"].get("compression") or ""
+    manifest = read_manifest(data_dir)
+    if not manifest["splits"][split]["records"]:
+        sizes = {name: entry["records"] for name, entry in manifest["splits"].items()}
+        raise DataError(
+            f"split {split!r} is empty: 0 of the data set's {manifest['records']} records (split "
+            f"sizes {sizes}); write the data set with more rows or other split fractions",
+            path=data_dir,
+        )
+    compression = manifest["settings"].get("compression") or ""
     if validate:
         verify_shards(data_dir, split, checksums=False)
         for path in files:

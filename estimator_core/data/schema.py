@@ -5,7 +5,8 @@ Format::
     {"version": 1, "label": "y" or null,
      "features": [{"name": "x", "dtype": "float32" | "int64" | "string",
                    "shape": [784],            # per example; [] for a scalar
-                   "kind": "fixed" | "var"}]} # var: variable length (parsed as sparse)
+                   "kind": "fixed" | "var"}], # var: variable length (parsed as sparse)
+     "label_vocabulary": ["cat", "dog"]}      # a string label's values, sorted (else absent)
 """
 
 from __future__ import annotations
@@ -58,8 +59,12 @@ class FeatureSpec:
 
 @dataclasses.dataclass(frozen=True)
 class Schema:
+    """The features of a data set, its label, and for a string label its values
+    (``label_vocabulary``, sorted: class ``i`` is ``label_vocabulary[i]``)."""
+
     features: tuple[FeatureSpec, ...]
     label: str | None = None
+    label_vocabulary: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.features]
@@ -79,7 +84,7 @@ class Schema:
         return {f.name: f.parse_spec() for f in self.features}
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "version": 1,
             "label": self.label,
             "features": [
@@ -87,6 +92,9 @@ class Schema:
                 for f in self.features
             ],
         }
+        if self.label_vocabulary is not None:
+            data["label_vocabulary"] = list(self.label_vocabulary)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any], path: str | None = None) -> Schema:
@@ -97,7 +105,10 @@ class Schema:
                 )
                 for f in data["features"]
             )
-            return cls(features, data.get("label"))
+            vocabulary = data.get("label_vocabulary")
+            return cls(
+                features, data.get("label"), tuple(vocabulary) if vocabulary is not None else None
+            )
         except (KeyError, TypeError) as err:
             raise DataError(f"malformed schema: missing or wrong field {err}", path=path) from err
 
@@ -112,6 +123,12 @@ def read_schema(data_dir: str) -> Schema:
     with tf.io.gfile.GFile(path) as f:
         try:
             data = json.load(f)
-        except json.JSONDecodeError as err:
-            raise DataError(f"invalid JSON: {err}", path=path) from err
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise DataError(
+                f"schema.json is damaged ({err}): prepare the data set again", path=path
+            ) from err
+    if not isinstance(data, dict):
+        raise DataError(
+            "schema.json is damaged (not an object): prepare the data set again", path=path
+        )
     return Schema.from_json(data, path)

@@ -24,25 +24,33 @@ import math
 import os
 import shutil
 import uuid
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from estimator_core.data.encoding import Column, encode_examples
+from estimator_core.data.convert import BAD_ROW_EXAMPLES, Rejected, clean_block, convert_rows, hints
+from estimator_core.data.encoding import encode_examples
 from estimator_core.data.errors import DataError
-from estimator_core.data.schema import DTYPES, SCHEMA_FILE, FeatureSpec, Schema
-from estimator_core.data.sources import Block, Source, file_sha256, is_missing, open_source
+from estimator_core.data.inference import NUMERIC_THRESHOLD
+from estimator_core.data.schema import SCHEMA_FILE, Schema, read_schema
+from estimator_core.data.sources import (
+    InferenceOptions,
+    Source,
+    file_sha256,
+    open_source,
+)
+from estimator_core.data.stats import Stats
 
 logger = logging.getLogger("estimator_core.data")
 
 MANIFEST_FILE = "manifest.json"
 STATS_FILE = "stats.json"
-VOCABULARY_CAP = 10_000
-BAD_ROW_EXAMPLES = 5
 _RECORD_OVERHEAD = 16  # TFRecord framing: length, two CRCs
+# Part of the fingerprint of a data set whose schema was inferred: a change to the inference
+# rules must not let an old data set pass for up to date.
+INFERENCE_VERSION = 2
 
 
 def write_dataset(
@@ -59,6 +67,8 @@ def write_dataset(
     on_bad_row: str = "error",
     allow_missing: bool | Sequence[str] = False,
     schema: Schema | Mapping[str, Any] | None = None,
+    delimiter: str | None = None,
+    numeric_threshold: float = NUMERIC_THRESHOLD,
 ) -> dict[str, Any]:
     """Convert ``source`` into TFRecord shards of ``tf.train.Example`` under ``output_dir``.
 
@@ -78,10 +88,20 @@ def write_dataset(
         column, a missing value where not allowed, a wrong number of values) raises
         :class:`DataError` naming the file, line and column. ``"skip"``: such rows are left
         out, counted, and the first few reported in ``stats.json`` and the log.
-      allow_missing: float features (True: all; or a list of names) whose missing values become
-        NaN instead of making the row bad. The label may never be missing.
-      schema: the schema to write (a :class:`Schema` or its JSON dict) instead of the inferred one
-        (inferred from the first 1,000 rows of a CSV, from dtypes otherwise).
+      allow_missing: features (True: all; or a list of names) whose missing values are kept
+        instead of making the row bad: NaN for floats, ``b""`` for strings, no values for a
+        variable-length feature. An integer column of a CSV or Parquet file with missing values
+        it covers is inferred as float32 (so they can be NaN). The label may never be missing.
+      schema: the schema to write (a :class:`Schema` or its JSON dict) instead of the inferred
+        one; it always wins. Source columns it leaves out are not written (logged, and listed in
+        ``stats.json``); a feature it names that the source lacks is an error. Without it the
+        schema is inferred: a CSV's column types from every value (see
+        :mod:`estimator_core.data.inference`), other sources' from their declared types.
+      delimiter: a CSV's field separator (default ``","``, ``"\\t"`` for ``.tsv``).
+      numeric_threshold: a CSV column is numeric when at least this fraction of its present
+        values are numbers (default 0.95); its other values are then bad rows (see
+        ``on_bad_row``). Below it the column is text; text columns that look numeric are
+        reported in ``stats.json`` (``inference``) and the log.
 
     The source is cut into parts (``num_shards`` of them, or one per ``shard_bytes`` of source)
     that are converted independently: :func:`plan_dataset`, :func:`write_part` for each part
@@ -104,6 +124,8 @@ def write_dataset(
         on_bad_row=on_bad_row,
         allow_missing=allow_missing,
         schema=schema,
+        delimiter=delimiter,
+        numeric_threshold=numeric_threshold,
     )
     if plan.cache_hit:
         return plan.cached_manifest()
@@ -127,6 +149,7 @@ class DatasetPlan:
     fingerprint: str
     parts: list[dict[str, Any] | None]
     existing: dict[str, Any] | None = None
+    inference: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def cache_hit(self) -> bool:
@@ -144,7 +167,7 @@ class PartResult:
 
     index: int
     shards: dict[str, list[dict[str, Any]]]
-    stats: _Stats
+    stats: Stats
     bad_count: int
     bad: list[dict[str, Any]]
 
@@ -163,10 +186,13 @@ def plan_dataset(
     on_bad_row: str = "error",
     allow_missing: bool | Sequence[str] = False,
     schema: Schema | Mapping[str, Any] | None = None,
+    delimiter: str | None = None,
+    numeric_threshold: float = NUMERIC_THRESHOLD,
 ) -> DatasetPlan:
-    """Validate the settings, infer the schema, recognise an up-to-date data set (a cache hit),
-    cut the source into parts and create the temporary directory. Arguments: :func:`write_dataset`."""
-    src = open_source(source)
+    """Validate the settings, recognise an up-to-date data set (a cache hit), infer the
+    schema, cut the source into parts and create the temporary directory. Arguments:
+    :func:`write_dataset`."""
+    src = open_source(source, delimiter)
     output_dir = os.fspath(output_dir)
     splits = dict(splits or {"train": 0.8, "eval": 0.2})
     settings = _settings(
@@ -178,32 +204,56 @@ def plan_dataset(
         compression,
         on_bad_row,
         allow_missing,
-        src,
+        delimiter,
+        numeric_threshold,
     )
+    columns = src.columns()
     for name in (label, split_key):
-        if name is not None and name not in src.columns():
-            raise DataError(
-                f"no column {name!r} in the source (columns: {src.columns()})", path=src.path
-            )
-    schema = _schema(schema, src, label)
-    fingerprint = _fingerprint(src, settings, schema)
-    existing = read_manifest(output_dir) if _is_dataset(output_dir) else None
+        if name is not None and name not in columns:
+            raise DataError(f"no column {name!r} in the source (columns: {columns})", path=src.path)
+    given = _given_schema(schema, label, columns, src.path)
+    fingerprint = _fingerprint(src, settings, given)
+    existing = _existing_manifest(output_dir)
     if existing is not None and existing.get("fingerprint") == fingerprint:
         logger.info(
             "write_dataset: %s is up to date (fingerprint %s), nothing written",
             output_dir,
             fingerprint[:12],
         )
-        return DatasetPlan(src, output_dir, None, schema, settings, fingerprint, [], existing)
-    if os.path.exists(output_dir) and existing is None and os.listdir(output_dir):
+        return DatasetPlan(
+            src, output_dir, None, read_schema(output_dir), settings, fingerprint, [], existing
+        )
+    if given is None:
+        options = InferenceOptions(numeric_threshold, _allowed_missing(settings["allow_missing"]))
+        inferred, notes = src.infer_schema(label, options)
+        inference = {
+            "schema": "inferred",
+            "numeric_threshold": numeric_threshold,
+            "columns": notes,
+            "looks_numeric": sorted(n for n, note in notes.items() if note["looks_numeric"]),
+        }
+        for name, note in notes.items():
+            logger.warning(
+                "write_dataset: column %r is %s: %s", name, note["dtype"], note["reason"]
+            )
+    else:
+        inferred = given
+        left_out = [name for name in columns if name not in {f.name for f in given.features}]
+        inference = {"schema": "given", "not_in_schema": left_out}
+        if left_out:
+            logger.warning("write_dataset: columns not in the schema, not written: %s", left_out)
+    if os.path.exists(output_dir) and not _is_dataset(output_dir) and os.listdir(output_dir):
         raise DataError(
             "output directory exists and is not a data set written by write_dataset",
             path=output_dir,
         )
     count = num_shards or max(1, math.ceil(src.size_bytes() / shard_bytes))
+    parts = src.parts(count)
     temp_dir = f"{output_dir.rstrip('/')}.incomplete-{uuid.uuid4().hex[:8]}"
     os.makedirs(temp_dir)
-    return DatasetPlan(src, output_dir, temp_dir, schema, settings, fingerprint, src.parts(count))
+    return DatasetPlan(
+        src, output_dir, temp_dir, inferred, settings, fingerprint, parts, None, inference
+    )
 
 
 def write_part(plan: DatasetPlan, index: int) -> PartResult:
@@ -217,12 +267,15 @@ def write_part(plan: DatasetPlan, index: int) -> PartResult:
     src, schema, settings = plan.source, plan.schema, plan.settings
     split_names = list(settings["splits"])
     writers = [_SplitWriter(plan.temp_dir, name, index, settings) for name in split_names]
-    stats = _Stats(schema, split_names)
-    rejected = _Rejected(src.path or src.kind, settings["on_bad_row"])
-    for block in src.blocks(plan.parts[index]):
-        converted = _clean_block(block, schema, settings["split_key"])
+    stats = Stats(schema, split_names)
+    rejected = Rejected(src.path or src.kind, settings["on_bad_row"], hints(plan.inference))
+    needed = [f.name for f in schema.features]
+    if settings["split_key"]:
+        needed.append(settings["split_key"])
+    for block in src.blocks(plan.parts[index], needed):
+        converted = clean_block(block, schema, settings["split_key"])
         if converted is None:
-            converted = _convert_rows(block, schema, settings, rejected)
+            converted = convert_rows(block, schema, settings, rejected)
         columns, keys = converted
         if not len(keys):
             continue
@@ -239,7 +292,7 @@ def finalize_dataset(plan: DatasetPlan, results: Sequence[PartResult]) -> dict[s
     """Name the shards, write schema, stats and manifest (last), and move the data set into place."""
     assert plan.temp_dir is not None, "nothing to finalize: the plan is a cache hit"
     results = sorted(results, key=lambda r: r.index)
-    stats = _Stats(plan.schema, list(plan.settings["splits"]))
+    stats = Stats(plan.schema, list(plan.settings["splits"]))
     for result in results:
         stats.merge(result.stats)
     bad_count = sum(r.bad_count for r in results)
@@ -255,8 +308,12 @@ def finalize_dataset(plan: DatasetPlan, results: Sequence[PartResult]) -> dict[s
             _publish_shard(plan.temp_dir, shard, f"{split}-{i:05d}-of-{len(shards):05d}{suffix}")
             for i, shard in enumerate(shards)
         ]
-    _write_json(os.path.join(plan.temp_dir, SCHEMA_FILE), plan.schema.to_json())
-    _write_json(os.path.join(plan.temp_dir, STATS_FILE), stats.to_json(bad_count, bad))
+    schema = plan.schema
+    if schema.label is not None and schema.feature(schema.label).dtype == "string":
+        schema = dataclasses.replace(schema, label_vocabulary=stats.label_values())
+    _write_json(os.path.join(plan.temp_dir, SCHEMA_FILE), schema.to_json())
+    stats_json = {**stats.to_json(bad_count, bad), "inference": plan.inference}
+    _write_json(os.path.join(plan.temp_dir, STATS_FILE), stats_json)
     manifest = {
         "version": 1,
         "fingerprint": plan.fingerprint,
@@ -274,6 +331,15 @@ def finalize_dataset(plan: DatasetPlan, results: Sequence[PartResult]) -> dict[s
     _swap_into_place(plan.temp_dir, plan.output_dir)
     if bad_count:
         logger.warning("write_dataset: %d bad row(s) skipped", bad_count)
+    for name, split in manifest["splits"].items():
+        if not split["records"]:
+            logger.warning(
+                "write_dataset: split %r is empty (0 of %d records; splits %s): make_input_fn "
+                "refuses it",
+                name,
+                stats.rows,
+                plan.settings["splits"],
+            )
     return {**manifest, "cache_hit": False}
 
 
@@ -284,20 +350,52 @@ def abandon_dataset(plan: DatasetPlan) -> None:
 
 
 def read_manifest(data_dir: str) -> dict[str, Any]:
-    """The manifest of the data set in ``data_dir``."""
+    """The manifest of the data set in ``data_dir``. A missing or damaged one (not the JSON
+    object ``write_dataset`` writes) is a :class:`DataError` saying to prepare the data again."""
     path = os.path.join(data_dir, MANIFEST_FILE)
     if not tf.io.gfile.exists(path):
         raise DataError(
             "no manifest.json: not a complete data set written by write_dataset", path=data_dir
         )
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
+    manifest = _read_json(path, MANIFEST_FILE)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("splits"), dict):
+        raise DataError(
+            f"{MANIFEST_FILE} is damaged (no splits): prepare the data set again (write_dataset "
+            "or the prepare-data flow with the same settings rewrites it)",
+            path=path,
+        )
+    return manifest
 
 
 def read_stats(data_dir: str) -> dict[str, Any]:
     """The statistics of the data set in ``data_dir`` (``stats.json``)."""
-    with tf.io.gfile.GFile(os.path.join(data_dir, STATS_FILE)) as f:
-        return json.load(f)
+    return _read_json(os.path.join(data_dir, STATS_FILE), STATS_FILE)
+
+
+def _read_json(path: str, name: str) -> Any:
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(
+            f"{name} is damaged ({err}): prepare the data set again (write_dataset or the "
+            "prepare-data flow with the same settings rewrites it)",
+            path=path,
+        ) from err
+    except tf.errors.NotFoundError as err:
+        raise DataError(f"no {name}: not a complete data set", path=path) from err
+
+
+def _existing_manifest(output_dir: str) -> dict[str, Any] | None:
+    """The manifest of the data set already in ``output_dir``; None when there is none, or when
+    it is damaged (then the data set is written anew, with a warning)."""
+    if not _is_dataset(output_dir):
+        return None
+    try:
+        return read_manifest(output_dir)
+    except DataError as err:
+        logger.warning("write_dataset: %s; writing the data set anew", err)
+        return None
 
 
 class _SplitWriter:
@@ -344,189 +442,6 @@ def _publish_shard(directory: str, shard: dict[str, Any], name: str) -> dict[str
     }
 
 
-# -- rows → columns ----------------------------------------------------------------------------
-
-
-_INT64_LIMIT = 2**63
-
-
-def _overflows_float32(number: float) -> bool:
-    with np.errstate(over="ignore"):
-        return bool(np.isinf(np.float32(number)))
-
-
-class _Rejected:
-    """Bad rows: raised at once (``on_bad_row="error"``), or counted with the first few kept."""
-
-    def __init__(self, path: str, on_bad_row: str) -> None:
-        self._path = path
-        self._raise = on_bad_row == "error"
-        self.count = 0
-        self.examples: list[dict[str, Any]] = []
-
-    def add(self, err: DataError, line: int) -> None:
-        err = DataError(err.reason, path=self._path, line=line, column=err.column)
-        if self._raise:
-            raise err from None
-        self.count += 1
-        if len(self.examples) < BAD_ROW_EXAMPLES:
-            self.examples.append(err.as_dict())
-            logger.warning("write_dataset: skipped bad row: %s", err)
-
-
-def _clean_block(
-    block: Block, schema: Schema, split_key: str | None
-) -> tuple[dict[str, Column], list[Any]] | None:
-    """The block's columns and split keys when every value of every feature is already
-    acceptable as it stands (the common case for arrays, DataFrames and Parquet); None sends
-    the block through the row-by-row checks, which name what is wrong."""
-    if block.arrays is None:
-        return None
-    rows = len(block.lines)
-    columns = {}
-    for feature in schema.features:
-        array = block.arrays.get(feature.name)
-        if array is None:
-            return None
-        flat = array.reshape(rows, -1)
-        if feature.kind == "fixed" and flat.shape[1] != feature.size:
-            return None
-        values = _clean_values(flat.reshape(-1), feature.dtype)
-        if values is None:
-            return None
-        columns[feature.name] = Column(values, np.full(rows, flat.shape[1], np.int64))
-    return columns, list(block.arrays[split_key]) if split_key else block.lines
-
-
-def _clean_values(flat: np.ndarray, dtype: str) -> np.ndarray | list[bytes] | None:
-    """``flat`` converted to ``dtype`` when it holds only acceptable values, else None."""
-    if flat.dtype.kind == "U" and dtype != "string":  # CSV text
-        try:
-            flat = flat.astype(np.int64 if dtype == "int64" else np.float64)
-        except (ValueError, OverflowError):
-            return None
-    kind = flat.dtype.kind
-    if dtype == "string":
-        if kind == "S":
-            return flat.tolist()
-        if kind == "U" or (kind == "O" and all(isinstance(v, str) for v in flat.tolist())):
-            return [v.encode() for v in flat.tolist()]
-        return None
-    if kind not in "fiub":
-        return None
-    if kind == "f":
-        if not np.isfinite(flat).all():
-            return None  # missing or infinite values: checked row by row
-        if dtype == "int64" and not (
-            (flat == np.floor(flat)).all() and (np.abs(flat) < _INT64_LIMIT).all()
-        ):
-            return None
-    if dtype == "int64":
-        return flat.astype(np.int64)
-    # As a row of Python numbers would be: → float64 → float32.
-    with np.errstate(over="ignore"):
-        values = flat.astype(np.float64).astype(np.float32)
-    return values if np.isfinite(values).all() else None  # beyond float32: checked row by row
-
-
-def _convert_rows(
-    block: Block, schema: Schema, settings: dict[str, Any], rejected: _Rejected
-) -> tuple[dict[str, Column], list[Any]]:
-    """The good rows of ``block`` as columns, and their split keys; bad rows go to ``rejected``."""
-    values: dict[str, list] = {f.name: [] for f in schema.features}
-    counts: dict[str, list[int]] = {f.name: [] for f in schema.features}
-    keys = []
-    for line, raw in block.rows():
-        try:
-            if isinstance(raw, DataError):
-                raise raw
-            row = _convert(raw, schema, settings["allow_missing"])
-        except DataError as err:
-            rejected.add(err, line)
-            continue
-        for name, items in row.items():
-            values[name] += items
-            counts[name].append(len(items))
-        keys.append(raw[settings["split_key"]] if settings["split_key"] else line)
-    columns = {
-        f.name: Column(
-            values[f.name]
-            if f.dtype == "string"
-            else np.asarray(values[f.name], DTYPES[f.dtype].as_numpy_dtype),
-            np.asarray(counts[f.name], np.int64),
-        )
-        for f in schema.features
-    }
-    return columns, keys
-
-
-def _convert(
-    raw: Mapping[str, Any], schema: Schema, allow_missing: bool | list[str]
-) -> dict[str, list]:
-    values = {}
-    for feature in schema.features:
-        if feature.name not in raw:
-            raise DataError("column missing from the row", column=feature.name)
-        values[feature.name] = _feature_values(raw[feature.name], feature, schema, allow_missing)
-    return values
-
-
-def _feature_values(value: Any, feature: FeatureSpec, schema: Schema, allow_missing: Any) -> list:
-    items = _as_list(value, feature)
-    if feature.kind == "fixed" and len(items) != feature.size:
-        raise DataError(
-            f"expected {feature.size} value(s), found {len(items)}", column=feature.name
-        )
-    if feature.dtype == "string":
-        return [v if isinstance(v, bytes) else str(v).encode() for v in items]
-    out = []
-    for item in items:
-        if is_missing(item) or (isinstance(item, (float, np.floating)) and math.isnan(item)):
-            allowed = allow_missing is True or (
-                isinstance(allow_missing, list) and feature.name in allow_missing
-            )
-            if feature.name == schema.label:
-                raise DataError("missing label value", column=feature.name)
-            if not allowed or feature.dtype != "float32":
-                raise DataError(
-                    "missing value where none is allowed (see allow_missing)", column=feature.name
-                )
-            out.append(float("nan"))
-            continue
-        out.append(_number(item, feature))
-    return out
-
-
-def _as_list(value: Any, feature: FeatureSpec) -> list:
-    if isinstance(value, np.ndarray):
-        return value.reshape(-1).tolist()
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    if isinstance(value, np.generic):
-        return [value.item()]
-    return [value]
-
-
-def _number(item: Any, feature: FeatureSpec) -> float | int:
-    try:
-        if feature.dtype == "int64":
-            if isinstance(item, float) and not item.is_integer():
-                raise ValueError
-            number: float | int = int(item)
-        else:
-            number = float(item)
-    except (TypeError, ValueError):
-        kind = "an integer" if feature.dtype == "int64" else "a number"
-        raise DataError(f"not {kind}: {item!r}", column=feature.name) from None
-    if isinstance(number, int) and not -_INT64_LIMIT <= number < _INT64_LIMIT:
-        raise DataError(f"integer {item!r} does not fit in int64", column=feature.name)
-    if math.isinf(number):
-        raise DataError(f"infinite value {item!r}", column=feature.name)
-    if isinstance(number, float) and _overflows_float32(number):
-        raise DataError(f"value {item!r} does not fit in float32", column=feature.name)
-    return number
-
-
 def _split_ids(seed: int, keys: Sequence[Any], splits: dict[str, float]) -> np.ndarray:
     """Each row's split (its index in ``splits``), picked by the hash of ``(seed, key)``."""
     if len(splits) == 1:
@@ -544,159 +459,20 @@ def _split_ids(seed: int, keys: Sequence[Any], splits: dict[str, float]) -> np.n
     return np.searchsorted(bounds, points / 2**64, side="right")
 
 
-# -- statistics -------------------------------------------------------------------------------
-
-
-class _Stats:
-    def __init__(self, schema: Schema, splits: list[str]) -> None:
-        self._schema = schema
-        self.rows = 0
-        self._numeric = {f.name: _Moments() for f in schema.features if f.dtype != "string"}
-        self._vocab: dict[str, Counter] = {
-            f.name: Counter() for f in schema.features if f.dtype == "string"
-        }
-        self._truncated: set[str] = set()
-        self._counts: dict[str, int] = {f.name: 0 for f in schema.features}
-        self._splits = splits
-        self._label_by_split: dict[str, Counter] = {s: Counter() for s in splits}
-        self._split_rows: Counter = Counter()
-        label = schema.label
-        # Class labels get a distribution; a float label (regression) only its moments.
-        self._counted_label = (
-            label if label is not None and schema.feature(label).dtype != "float32" else None
-        )
-
-    def add(self, columns: Mapping[str, Column], split_ids: np.ndarray) -> None:
-        """Count a block of rows: ``columns`` as encoded, ``split_ids[i]`` row ``i``'s split."""
-        self.rows += len(split_ids)
-        for split, rows in zip(*np.unique(split_ids, return_counts=True)):
-            self._split_rows[self._splits[split]] += int(rows)
-        for name, moments in self._numeric.items():
-            values = columns[name].values
-            self._counts[name] += len(values)
-            moments.add(values)
-        for name, vocab in self._vocab.items():
-            values = columns[name].values
-            self._counts[name] += len(values)
-            if name in self._truncated:
-                continue
-            if any(len(item) > 256 for item in values):  # binary payloads are no vocabulary
-                self._truncated.add(name)
-                vocab.clear()
-                continue
-            vocab.update(item.decode(errors="replace") for item in values)
-            if len(vocab) > VOCABULARY_CAP:
-                self._truncated.add(name)
-        if self._counted_label is not None:
-            label = columns[self._counted_label]
-            value_splits = np.repeat(split_ids, label.counts)
-            for split, label_counts in enumerate(self._label_by_split.values()):
-                chosen = value_splits == split
-                if isinstance(label.values, np.ndarray):
-                    found, times = np.unique(label.values[chosen], return_counts=True)
-                    label_counts.update(dict(zip(found.tolist(), times.tolist())))
-                else:
-                    label_counts.update(
-                        v.decode() for v, keep in zip(label.values, chosen.tolist()) if keep
-                    )
-
-    def merge(self, other: _Stats) -> None:
-        """Add another part's statistics to these."""
-        self.rows += other.rows
-        self._split_rows.update(other._split_rows)
-        for name, count in other._counts.items():
-            self._counts[name] += count
-        for name, moments in other._numeric.items():
-            self._numeric[name].merge(moments)
-        self._truncated |= other._truncated
-        for name, vocab in other._vocab.items():
-            if name in self._truncated:
-                self._vocab[name].clear()
-            else:
-                self._vocab[name].update(vocab)
-                if len(self._vocab[name]) > VOCABULARY_CAP:
-                    self._truncated.add(name)
-        for split, counts in other._label_by_split.items():
-            self._label_by_split[split].update(counts)
-
-    def to_json(self, bad_count: int, bad: list[dict[str, Any]]) -> dict[str, Any]:
-        features: dict[str, Any] = {}
-        for feature in self._schema.features:
-            entry: dict[str, Any] = {"dtype": feature.dtype, "values": self._counts[feature.name]}
-            if feature.name in self._numeric:
-                entry.update(self._numeric[feature.name].to_json())
-            elif feature.name in self._truncated:
-                entry["vocabulary"] = None
-            else:
-                entry["vocabulary"] = dict(self._vocab[feature.name].most_common())
-            features[feature.name] = entry
-        out: dict[str, Any] = {
-            "rows": self.rows,
-            "rows_per_split": dict(self._split_rows),
-            "features": features,
-            "bad_rows": {"count": bad_count, "examples": bad},
-        }
-        if self._schema.label is not None:
-            out["label"] = {
-                "name": self._schema.label,
-                "distribution": {
-                    split: {str(k): v for k, v in sorted(c.items())}
-                    for split, c in self._label_by_split.items()
-                },
-            }
-        return out
-
-
-class _Moments:
-    """count/missing/sum/sum of squares/min/max of one numeric feature."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.missing = 0
-        self.total = 0.0
-        self.total_sq = 0.0
-        self.low = math.inf
-        self.high = -math.inf
-
-    def add(self, values: np.ndarray) -> None:
-        values = np.asarray(values, np.float64)
-        present = values[~np.isnan(values)]
-        self.missing += values.size - present.size
-        if present.size:
-            self.count += present.size
-            self.total += float(present.sum())
-            self.total_sq += float(np.square(present).sum())
-            self.low = min(self.low, float(present.min()))
-            self.high = max(self.high, float(present.max()))
-
-    def merge(self, other: _Moments) -> None:
-        self.count += other.count
-        self.missing += other.missing
-        self.total += other.total
-        self.total_sq += other.total_sq
-        self.low = min(self.low, other.low)
-        self.high = max(self.high, other.high)
-
-    def to_json(self) -> dict[str, Any]:
-        if not self.count:
-            return {"count": 0, "missing": self.missing}
-        mean = self.total / self.count
-        variance = max(self.total_sq / self.count - mean * mean, 0.0)
-        return {
-            "count": self.count,
-            "missing": self.missing,
-            "min": self.low,
-            "max": self.high,
-            "mean": mean,
-            "std": math.sqrt(variance),
-        }
-
-
 # -- settings, fingerprints, files ------------------------------------------------------------
 
 
 def _settings(
-    splits, seed, split_key, shard_bytes, num_shards, compression, on_bad_row, allow_missing, src
+    splits,
+    seed,
+    split_key,
+    shard_bytes,
+    num_shards,
+    compression,
+    on_bad_row,
+    allow_missing,
+    delimiter,
+    numeric_threshold,
 ):
     if not splits or any(not isinstance(f, (int, float)) or f <= 0 for f in splits.values()):
         raise DataError(f"splits: fractions must be positive numbers, got {splits}")
@@ -713,6 +489,12 @@ def _settings(
         raise DataError(f"shard_bytes must be a positive int, got {shard_bytes!r}")
     if num_shards is not None and (not isinstance(num_shards, int) or num_shards < 1):
         raise DataError(f"num_shards must be an int >= 1, got {num_shards!r}")
+    if not isinstance(numeric_threshold, (int, float)) or not 0 < numeric_threshold <= 1:
+        raise DataError(f"numeric_threshold must be in (0, 1], got {numeric_threshold!r}")
+    if not isinstance(allow_missing, bool) and (
+        isinstance(allow_missing, str) or not all(isinstance(n, str) for n in allow_missing)
+    ):
+        raise DataError(f"allow_missing must be a bool or a list of names, got {allow_missing!r}")
     return {
         "splits": dict(splits),
         "seed": seed,
@@ -724,21 +506,43 @@ def _settings(
         "allow_missing": allow_missing
         if isinstance(allow_missing, bool)
         else sorted(allow_missing),
+        "delimiter": delimiter,
+        "numeric_threshold": numeric_threshold,
     }
 
 
-def _schema(schema: Any, src: Source, label: str | None) -> Schema:
+def _allowed_missing(allow_missing: bool | list[str]) -> bool | tuple[str, ...]:
+    return allow_missing if isinstance(allow_missing, bool) else tuple(allow_missing)
+
+
+def _given_schema(
+    schema: Any, label: str | None, columns: list[str], path: str | None
+) -> Schema | None:
+    """The user's schema (checked against the source's columns and ``label``), or None."""
     if schema is None:
-        return src.infer_schema(label)
-    if isinstance(schema, Schema):
-        return schema
-    return Schema.from_json(dict(schema))
+        return None
+    if not isinstance(schema, Schema):
+        schema = Schema.from_json(dict(schema))
+    if label is not None and schema.label not in (None, label):
+        raise DataError(f"label {label!r} differs from the schema's label {schema.label!r}")
+    if label is not None and schema.label is None:
+        schema = dataclasses.replace(schema, label=label)
+    absent = [f.name for f in schema.features if f.name not in columns]
+    if absent:
+        raise DataError(
+            f"schema features {absent} are not columns of the source (columns: {columns})",
+            path=path,
+        )
+    return schema
 
 
-def _fingerprint(src: Source, settings: dict[str, Any], schema: Schema) -> str:
+def _fingerprint(src: Source, settings: dict[str, Any], schema: Schema | None) -> str:
+    """Of the source's content, the settings and the given schema (an inferred one follows
+    from the first two, by the rules of INFERENCE_VERSION)."""
     digest = hashlib.sha256(src.fingerprint().encode())
     digest.update(json.dumps(settings, sort_keys=True).encode())
-    digest.update(json.dumps(schema.to_json(), sort_keys=True).encode())
+    given = schema.to_json() if schema is not None else {"inferred": INFERENCE_VERSION}
+    digest.update(json.dumps(given, sort_keys=True).encode())
     return digest.hexdigest()
 
 
