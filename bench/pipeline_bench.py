@@ -45,11 +45,17 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 import estimator_core as est
 from bench.common import REPO_ROOT, progress
 from estimator_core.data import make_input_fn, write_dataset
-from flows.embedded_api import tune_embedded_api
+from flows.embedded_api import embedded_api
 from tasks.params import TrackingParams, TrainingParams, load_model_fn
 from tasks.tracking.recorder import RunRecorder
 from tasks.tracking.runs import RunOrigin, start_or_resume_run
 from tasks.training import run_config
+
+CONFIGS = {
+    "digits MLP (64 units, batch 32)": {"hidden_units": 64, "batch": 32},
+    "wide MLP (1024 units, batch 256)": {"hidden_units": 1024, "batch": 256},
+    "wider MLP (4096 units, batch 1024)": {"hidden_units": 4096, "batch": 1024},
+}
 
 
 class RoundEnds(est.SessionRunHook):
@@ -252,36 +258,10 @@ def round_record_cost(work: str, round_records: int = 30) -> dict[str, float]:
         server.stop()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--round-steps", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--only", default="", help="run the models whose label contains this")
-    parser.add_argument(
-        "--no-tracking-server",
-        action="store_true",
-        help="skip the round record's cost against a local `mlflow server`",
-    )
-    args = parser.parse_args(argv)
-    configs = {
-        "digits MLP (64 units, batch 32)": {"hidden_units": 64, "batch": 32},
-        "wide MLP (1024 units, batch 256)": {"hidden_units": 1024, "batch": 256},
-        "wider MLP (4096 units, batch 1024)": {"hidden_units": 4096, "batch": 1024},
-    }
+def measure_flows(args: argparse.Namespace, work: str, data_dir: str) -> dict[str, Any]:
+    """Bare and flow rounds of every configuration (see the module doc), by label."""
     from prefect import flow
-    from sklearn.datasets import load_digits
 
-    work = tempfile.mkdtemp(prefix="pipeline-bench-")
-    digits = load_digits()
-    data_dir = os.path.join(work, "data")
-    write_dataset(
-        {"pixels": (digits.data / 16).astype("float32"), "digit": digits.target},
-        data_dir,
-        label="digit",
-        splits={"train": 0.8, "eval": 0.2},
-    )
-    tune_embedded_api()  # as `make run` does
     flow(lambda: None, name="warm-up")()  # the ephemeral API starts once, outside the timing
     settings = TrackingParams(
         tracking_uri=f"sqlite:///{work}/mlflow.db",
@@ -291,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
     warm_up = RunOrigin("warm-up", "warm-up", "bench", None, "bench/pipeline_bench.py", work)
     start_or_resume_run(settings, warm_up)  # creates the database, outside the timing
     results: dict[str, Any] = {}
-    for number, (label, config) in enumerate(configs.items()):
+    for number, (label, config) in enumerate(CONFIGS.items()):
         if args.only not in label:
             continue
         slug = f"model{number}"
@@ -336,6 +316,34 @@ def main(argv: list[str] | None = None) -> None:
             "per_round_server_cpu_s": best["server_cpu_s"],
             "repeats": {"bare_s": bare, "steady_round_bare_s": bare_round, "flows": flows},
         }
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--round-steps", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--only", default="", help="run the models whose label contains this")
+    parser.add_argument(
+        "--no-tracking-server",
+        action="store_true",
+        help="skip the round record's cost against a local `mlflow server`",
+    )
+    args = parser.parse_args(argv)
+    from sklearn.datasets import load_digits
+
+    work = tempfile.mkdtemp(prefix="pipeline-bench-")
+    digits = load_digits()
+    data_dir = os.path.join(work, "data")
+    write_dataset(
+        {"pixels": (digits.data / 16).astype("float32"), "digit": digits.target},
+        data_dir,
+        label="digit",
+        splits={"train": 0.8, "eval": 0.2},
+    )
+    with embedded_api():  # as `make run` does
+        results = measure_flows(args, work, data_dir)
     print(
         f"\n{args.rounds} rounds of {args.round_steps} steps + 2 evaluations (best of "
         f"{args.repeats}); the steady round's parts and what runs beside it, in ms per round:"

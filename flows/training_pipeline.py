@@ -28,7 +28,7 @@ from prefect.runtime import flow_run
 
 from estimator_core.data import read_manifest
 from flows.artifacts import artifact_key
-from flows.embedded_api import tune_embedded_api
+from flows.embedded_api import embedded_api
 from flows.export import ExportResult, export, registration_markdown
 from flows.prepare_data import prepare_data
 from flows.train_and_evaluate import TrainingResult, recorded_evaluations, train_and_evaluate
@@ -165,9 +165,9 @@ def training_pipeline(params: PipelineParams | None = None) -> PipelineResult:
 
 
 def main() -> None:
-    tune_embedded_api()
     params = PipelineParams()
-    result = training_pipeline(params)
+    with embedded_api():
+        result = training_pipeline(params)
     uri = tracking_uri(params.tracking)
     print("\nDone.")
     for name, evaluation in result.training.evaluations.items():

@@ -314,7 +314,7 @@ class TrackingParams(_Strict):
         None, description="a Prefect Secret block holding the MLflow credentials (JSON)"
     )
     system_metrics: bool = True
-    system_metrics_every_s: float = Field(10.0, gt=0)
+    system_metrics_every_s: float = Field(10.0, ge=1)
 
     @field_validator("outbox_dir")
     @classmethod

@@ -33,7 +33,7 @@ def pipeline_params(root, **training):
             "tracking_uri": f"sqlite:///{root.parent / 'mlflow.db'}",
             "experiment": "t",
             "outbox_dir": str(root.parent / "outbox"),
-            "system_metrics_every_s": 0.5,
+            "system_metrics_every_s": 1,
         },
     )
 
@@ -139,6 +139,8 @@ def test_datasets_have_a_schema_a_profile_and_a_digest_per_split(first_run):
 
 
 def test_the_export_is_a_logged_model_with_its_evaluations(first_run, tmp_path):
+    import json
+
     import mlflow.models
 
     params, result = first_run
@@ -153,6 +155,8 @@ def test_the_export_is_a_logged_model_with_its_evaluations(first_run, tmp_path):
     by_key = {m.key: m.value for m in model.metrics}
     assert by_key["heldout/accuracy"] == run.data.metrics["heldout/accuracy"]
     assert model.params["model.params.hidden_units"] == "64"
+    registered = json.loads(model.tags["mlflow.modelVersions"])
+    assert registered == [{"name": "digits-classifier", "version": "1"}]  # the Models tab's link
 
     local = mlflow.artifacts.download_artifacts(f"models:/{model.model_id}", dst_path=str(tmp_path))
     example = mlflow.models.Model.load(local).load_input_example(local)

@@ -16,6 +16,7 @@ LOCAL_UI_URL = "http://127.0.0.1:5000"
 # MLflow's client retries an unreachable server for minutes by default (7 retries, backoff
 # factor 2, 120 s timeout); the outbox makes waiting pointless, so fail over quickly unless
 # the environment says otherwise.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 HTTP_SETTINGS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -47,11 +48,15 @@ def connect(settings: TrackingParams) -> MlflowClient:
 def experiment_id(client: MlflowClient, settings: TrackingParams) -> str:
     """The id of ``settings.experiment``, created (or restored) when needed. A sqlite store's
     experiment keeps its artifacts in ``mlartifacts/`` beside the database, at an absolute
-    path: readable from any directory."""
+    path: readable from any directory. An experiment without a kind is marked as model
+    training (:data:`EXPERIMENT_KIND`), so MLflow's UI opens it with a Models tab, not as a
+    GenAI experiment."""
     experiment = client.get_experiment_by_name(settings.experiment)
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment.experiment_id)
+        if EXPERIMENT_KIND[0] not in experiment.tags:
+            client.set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
         return experiment.experiment_id
     location = None
     uri = tracking_uri(settings)
@@ -59,7 +64,9 @@ def experiment_id(client: MlflowClient, settings: TrackingParams) -> str:
         database = os.path.abspath(uri.removeprefix("sqlite:///"))
         location = "file://" + os.path.join(os.path.dirname(database), "mlartifacts")
     try:
-        return client.create_experiment(settings.experiment, artifact_location=location)
+        return client.create_experiment(
+            settings.experiment, artifact_location=location, tags=dict([EXPERIMENT_KIND])
+        )
     except MlflowException:  # created meanwhile by a concurrent run
         return client.get_experiment_by_name(settings.experiment).experiment_id
 

@@ -7,12 +7,12 @@ whatever the number of eval sets and metrics.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from tasks.logs import run_logger
 from tasks.params import TrackingParams
 from tasks.tracking.client import connect, tracking_uri
 from tasks.tracking.outbox import Courier, Outbox
@@ -27,8 +27,6 @@ from tasks.tracking.records import (
 )
 
 MAX_PARAM_LENGTH = 6000
-
-logger = logging.getLogger(__name__)
 
 
 class TrackingUndeliveredError(RuntimeError):
@@ -110,7 +108,7 @@ class RunRecorder:
         self._courier.post(record)
         if self._courier.in_outage and not self._warned_outage:
             self._warned_outage = True
-            logger.warning(
+            run_logger(__name__).warning(
                 "MLflow at %s is unreachable: records kept in %s, delivered when it is back",
                 tracking_uri(self.settings),
                 self.outbox_dir,

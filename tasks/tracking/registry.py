@@ -15,7 +15,7 @@ the LoggedModel is found by its export tag, the version by its LoggedModel.
 from __future__ import annotations
 
 import dataclasses
-import logging
+import json
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -26,15 +26,15 @@ import numpy as np
 from mlflow.entities import LoggedModelOutput, Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils import mlflow_tags
 
+from tasks.logs import run_logger
 from tasks.params import ExportParams, TrackingParams
 from tasks.tracking.client import connect, tracking_uri
 from tasks.tracking.gate import Champion, GateDecision, decide
 
 EXPORT_TAG = "export.saved_model"  # the export's folder name (a timestamp), not its path
 FLOW_RUN_TAG = "prefect.flow_run_id"
-
-logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,12 +138,15 @@ def register_saved_model(
         for key, value in tags.items():
             client.set_model_version_tag(name, version, key, value)
         client.update_model_version(name, version, description=description)
+    _list_version_on_model(client, model_id, name, version)
     client.set_registered_model_alias(name, export.candidate_alias, version)
     aliases = [export.candidate_alias]
     if gate.promote:
         client.set_registered_model_alias(name, export.champion_alias, version)
         aliases.append(export.champion_alias)
-    logger.info("registered %s version %s (%s): %s", name, version, ", ".join(aliases), gate.reason)
+    run_logger(__name__).info(
+        "registered %s version %s (%s): %s", name, version, ", ".join(aliases), gate.reason
+    )
     return Registration(model_uri, model_id, experiment, name, version, tuple(aliases), gate)
 
 
@@ -241,6 +244,16 @@ def _link_metrics(
             )
     for start in range(0, len(metrics), 100):
         client.log_batch(run_id, metrics=metrics[start : start + 100])
+
+
+def _list_version_on_model(client: MlflowClient, model_id: str, name: str, version: str) -> None:
+    """Name the version on its LoggedModel (tag ``mlflow.modelVersions``), where the Models tab
+    shows it: a tracking server does it itself, a local store does not."""
+    key = mlflow_tags.MLFLOW_MODEL_VERSIONS
+    listed = json.loads(client.get_logged_model(model_id).tags.get(key, "[]"))
+    entry = {"name": name, "version": version}
+    if entry not in listed:
+        client.set_logged_model_tags(model_id, {key: json.dumps([*listed, entry])})
 
 
 def _ensure_registered_model(client: MlflowClient, name: str) -> None:

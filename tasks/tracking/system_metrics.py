@@ -5,7 +5,8 @@ The metrics are MLflow's own (``system/cpu_utilization_percentage``,
 ``system/system_memory_usage_megabytes``, ``system/system_memory_usage_percentage``, and
 ``system/gpu_<i>_*`` with ``nvidia-ml-py`` on an NVIDIA host), which its UI shows under System
 metrics; a sample's step is the number of seconds since the MLflow run started, so a resumed
-run continues the same charts.
+run continues the same charts. A sample is taken every interval and once more at the end, so a
+short training has one too.
 """
 
 from __future__ import annotations
@@ -60,7 +61,9 @@ class SystemMetricsSampler:
 
     def _run(self) -> None:
         monitors = _monitors()
-        while not self._stopped.wait(self._every):
+        stopping = False
+        while not stopping:  # one sample per interval, and a last one at the stop
+            stopping = self._stopped.wait(self._every)
             now = time.time()
             rows = []
             for monitor in monitors:
