@@ -169,7 +169,9 @@ def _rounds(params: TrainingParams, recorder: RunRecorder) -> int:
             for e in params.eval_sets
             if not any(r["global_step"] == step for r in recorded_evaluations(params, e.name))
         ]
-        recorder.log_metrics(round_rows(None, [evaluate(quote(params), quote(e)) for e in missing]))
+        if missing:
+            caught_up = [evaluate(quote(params), quote(e)) for e in missing]
+            recorder.log_metrics(round_rows(None, caught_up))
     table: list[dict[str, Any]] = []
     evaluations: list[Evaluation] = []
     stopped = False

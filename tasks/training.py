@@ -72,8 +72,19 @@ class LiveModel:
     """The warm Estimator of one model in this process, its step counter and its input_fns."""
 
     estimator: est.Estimator
-    step_counter: est.StepCounterHook
     input_fns: dict[tuple, Callable[[], tf.data.Dataset]] = dataclasses.field(default_factory=dict)
+    _step_counter: est.StepCounterHook | None = None
+
+    def step_counter(self, params: TrainingParams) -> est.StepCounterHook:
+        """The hook that counts ``global_step/sec`` into TensorBoard (model_dir) for every
+        round; made, with the HParams summary beside it, when this process first trains."""
+        if self._step_counter is None:
+            writer = tf.summary.create_file_writer(params.model_dir)
+            write_hparams(writer, params)
+            self._step_counter = est.StepCounterHook(
+                params.run_config.log_step_count_steps, summary_writer=writer
+            )
+        return self._step_counter
 
     def input_fn(self, params: TrainingParams, split: str, batch: int, mode: str):
         """The input_fn of ``split``: the same object every round, so the Estimator continues
@@ -176,12 +187,7 @@ def session(params: TrainingParams) -> LiveModel:
                 config=run_config(params),
                 params=dict(params.model.params),
             )
-            writer = tf.summary.create_file_writer(params.model_dir)
-            write_hparams(writer, params)
-            counter = est.StepCounterHook(
-                params.run_config.log_step_count_steps, summary_writer=writer
-            )
-            live = _SESSIONS[key] = LiveModel(estimator, counter)
+            live = _SESSIONS[key] = LiveModel(estimator)
         return live
 
 
@@ -261,16 +267,17 @@ def train_to(params: TrainingParams, target_step: int) -> TrainedRound:
     estimator = live.estimator
     start = latest_step(params.model_dir)  # train() resumes from there
     recorder = LossRecorderHook(params.run_config.log_step_count_steps)
-    counted = len(live.step_counter.rates)
+    counter = live.step_counter(params)
+    counted = len(counter.rates)
     began = time.perf_counter()
     with dropped_on_failure(params):
         estimator.train(
             live.input_fn(params, params.train_split, params.batch_size, est.ModeKeys.TRAIN),
-            hooks=[recorder, live.step_counter],
+            hooks=[recorder, counter],
             max_steps=target,
         )
     step = estimator.get_global_step_value()
-    rates = dict(live.step_counter.rates[counted:])
+    rates = dict(counter.rates[counted:])
     return TrainedRound(
         start_step=start,
         global_step=step,
