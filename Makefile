@@ -1,13 +1,20 @@
 # The two commands of a new user: `make run` (the main job end to end) and `make test` (the suite).
 # Each bootstraps .venv from pyproject.toml when it is missing or older than pyproject.toml.
 PYTHON ?= python3
+SHELL := /bin/bash
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format bench bench-data bench-pipeline clean stack-up stack-down ops-report
+.PHONY: run test test-fast lint format bench bench-data bench-pipeline clean stack-up stack-down ops-report ui-check
+
+# On a machine without an NVIDIA driver, TensorFlow's CUDA probe prints notes and a cuInit error
+# that say only "no GPU here"; `make run` leaves out exactly those lines (with a driver they
+# would mean something, and are kept). Prefect keeps its colours when stderr is a terminal.
+NO_GPU_NOISE := cudart_stub\.cc:[0-9]+\] Could not find cuda drivers|cuda_platform\.cc:[0-9]+\] failed call to cuInit|^WARNING: All log messages before absl::InitializeLog
+NO_GPU_FILTER := $(if $(wildcard /proc/driver/nvidia/version),,2> >(grep --line-buffered -v -E '$(NO_GPU_NOISE)' >&2))
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +24,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m flows.training_pipeline
+	@[ -t 2 ] && export FORCE_COLOR=1; \
+	$(PY) -m flows.training_pipeline $(NO_GPU_FILTER)
+
+# What `make run` left, in a real browser: MLflow UI, Prefect UI, TensorBoard (ops/ui_check.py);
+# screenshots in runs/ui/. Needs Debian's chromium (apt-get install -y chromium).
+ui-check: $(STAMP)
+	$(PY) -m ops.ui_check
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

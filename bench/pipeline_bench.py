@@ -35,6 +35,7 @@ import json
 import os
 import statistics
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -44,10 +45,17 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 import estimator_core as est
 from bench.common import REPO_ROOT, progress
 from estimator_core.data import make_input_fn, write_dataset
-from flows.embedded_api import tune_embedded_api
-from flows.params import TrackingParams, TrainingParams, load_model_fn
-from tasks import tracking
+from flows.embedded_api import embedded_api
+from tasks.params import TrackingParams, TrainingParams, load_model_fn
+from tasks.tracking.recorder import RunRecorder
+from tasks.tracking.runs import RunOrigin, start_or_resume_run
 from tasks.training import run_config
+
+CONFIGS = {
+    "digits MLP (64 units, batch 32)": {"hidden_units": 64, "batch": 32},
+    "wide MLP (1024 units, batch 256)": {"hidden_units": 1024, "batch": 256},
+    "wider MLP (4096 units, batch 1024)": {"hidden_units": 4096, "batch": 1024},
+}
 
 
 class RoundEnds(est.SessionRunHook):
@@ -118,23 +126,26 @@ class RoundClock:
 
     def __init__(self) -> None:
         self.marks: list[tuple[str, float, float]] = []  # (what, began, ended)
-        self.courier: Any = None  # the MLflow run's outbox courier (its CPU time)
+        self.courier: Any = None  # the MLflow run's recorder (its courier's CPU time)
         self._restore: list[tuple[Any, str, Any]] = []
 
-    def _timed(self, module: Any, name: str, label: str) -> None:
-        original = getattr(module, name)
+    def _timed(self, owner: Any, name: str, label: str) -> None:
+        original = getattr(owner, name)
+        flow_thread = threading.current_thread()
 
         def timed(*args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread() is not flow_thread:  # the system metrics sampler
+                return original(*args, **kwargs)
             began = time.perf_counter()
             try:
                 return original(*args, **kwargs)
             finally:
                 self.marks.append((label, began, time.perf_counter()))
-                if label == "mlflow":  # the run's courier, while it is live
-                    self.courier = tracking.courier(*args[:2])
+                if label == "mlflow":  # the run's recorder, while it is live
+                    self.courier = args[0]
 
-        self._restore.append((module, name, original))
-        setattr(module, name, timed)
+        self._restore.append((owner, name, original))
+        setattr(owner, name, timed)
 
     def __enter__(self) -> RoundClock:
         import flows.train_and_evaluate as flow_module
@@ -144,12 +155,12 @@ class RoundClock:
         self._timed(training_module, "evaluate_set", "eval body")
         self._timed(flow_module, "train_round", "train call")
         self._timed(flow_module, "evaluate", "eval call")
-        self._timed(flow_module.tracking, "log_round", "mlflow")
+        self._timed(RunRecorder, "log_metrics", "mlflow")
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        for module, name, original in reversed(self._restore):
-            setattr(module, name, original)
+        for owner, name, original in reversed(self._restore):
+            setattr(owner, name, original)
         self._restore.clear()
 
     def steady_split(self) -> dict[str, float]:
@@ -185,9 +196,9 @@ def flow_rounds(params: TrainingParams, settings: TrackingParams) -> dict[str, A
         result = train_and_evaluate(params, settings)
     whole = time.perf_counter() - began
     rounds = params.max_steps // params.round_steps
-    delivery = clock.courier.cpu_seconds
+    delivery = clock.courier.delivery_cpu_seconds
     return {
-        "rounds_s": result["rounds_seconds"],
+        "rounds_s": result.rounds_seconds,
         "whole_s": whole,
         "steady": clock.steady_split(),
         "mlflow_background_s": delivery / rounds,
@@ -202,7 +213,8 @@ def round_record_cost(work: str, round_records: int = 30) -> dict[str, float]:
     from mlflow.tracking import MlflowClient
 
     from ops.local_mlflow import LocalMlflowServer
-    from tasks.outbox import Courier, Outbox, apply
+    from tasks.tracking.outbox import Courier, Outbox, apply
+    from tasks.tracking.records import ArtifactFile, Batch, MetricRow
 
     root = os.path.join(work, "mlflow-server")
     os.makedirs(root)
@@ -215,12 +227,18 @@ def round_record_cost(work: str, round_records: int = 30) -> dict[str, float]:
         for name in ("model.ckpt-1.index", "model.ckpt-1.data-00000-of-00001"):
             with open(os.path.join(root, name), "wb") as f:
                 f.write(os.urandom(30_000))  # the digits MLP's checkpoint is ~20 kB
-            files.append([os.path.join(root, name), "checkpoints"])
+            files.append(ArtifactFile(os.path.join(root, name), "checkpoints"))
 
-        def record(step: int) -> dict[str, Any]:
-            keys = ("loss", "global_step/sec", "heldout/loss", "heldout/accuracy", "train/loss")
-            metrics = [[key, 0.5, 1000 + step, step] for key in keys]
-            return {"op": "batch", "metrics": metrics, "files": files}
+        def record(step: int) -> Batch:
+            keys = (
+                "training/minibatch_loss",
+                "training/steps_per_sec",
+                "heldout/loss",
+                "heldout/accuracy",
+                "train/loss",
+            )
+            metrics = tuple(MetricRow(key, 0.5, 1000 + step, step) for key in keys)
+            return Batch(metrics=metrics, files=tuple(files))
 
         def timed(send: Any, steps: range) -> float:
             times = []
@@ -240,41 +258,20 @@ def round_record_cost(work: str, round_records: int = 30) -> dict[str, float]:
         server.stop()
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--round-steps", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--only", default="", help="run the models whose label contains this")
-    parser.add_argument(
-        "--no-tracking-server",
-        action="store_true",
-        help="skip the round record's cost against a local `mlflow server`",
-    )
-    args = parser.parse_args(argv)
-    configs = {
-        "digits MLP (64 units, batch 32)": {"hidden_units": 64, "batch": 32},
-        "wide MLP (1024 units, batch 256)": {"hidden_units": 1024, "batch": 256},
-        "wider MLP (4096 units, batch 1024)": {"hidden_units": 4096, "batch": 1024},
-    }
+def measure_flows(args: argparse.Namespace, work: str, data_dir: str) -> dict[str, Any]:
+    """Bare and flow rounds of every configuration (see the module doc), by label."""
     from prefect import flow
-    from sklearn.datasets import load_digits
 
-    work = tempfile.mkdtemp(prefix="pipeline-bench-")
-    digits = load_digits()
-    data_dir = os.path.join(work, "data")
-    write_dataset(
-        {"pixels": (digits.data / 16).astype("float32"), "digit": digits.target},
-        data_dir,
-        label="digit",
-        splits={"train": 0.8, "eval": 0.2},
-    )
-    tune_embedded_api()  # as `make run` does
     flow(lambda: None, name="warm-up")()  # the ephemeral API starts once, outside the timing
-    settings = TrackingParams(tracking_uri=f"sqlite:///{work}/mlflow.db", experiment="bench")
-    tracking.start_or_resume_run(settings, "warm-up")  # creates the database, outside the timing
+    settings = TrackingParams(
+        tracking_uri=f"sqlite:///{work}/mlflow.db",
+        experiment="bench",
+        outbox_dir=os.path.join(work, "outbox"),
+    )
+    warm_up = RunOrigin("warm-up", "warm-up", "bench", None, "bench/pipeline_bench.py", work)
+    start_or_resume_run(settings, warm_up)  # creates the database, outside the timing
     results: dict[str, Any] = {}
-    for number, (label, config) in enumerate(configs.items()):
+    for number, (label, config) in enumerate(CONFIGS.items()):
         if args.only not in label:
             continue
         slug = f"model{number}"
@@ -319,6 +316,34 @@ def main(argv: list[str] | None = None) -> None:
             "per_round_server_cpu_s": best["server_cpu_s"],
             "repeats": {"bare_s": bare, "steady_round_bare_s": bare_round, "flows": flows},
         }
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--round-steps", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--only", default="", help="run the models whose label contains this")
+    parser.add_argument(
+        "--no-tracking-server",
+        action="store_true",
+        help="skip the round record's cost against a local `mlflow server`",
+    )
+    args = parser.parse_args(argv)
+    from sklearn.datasets import load_digits
+
+    work = tempfile.mkdtemp(prefix="pipeline-bench-")
+    digits = load_digits()
+    data_dir = os.path.join(work, "data")
+    write_dataset(
+        {"pixels": (digits.data / 16).astype("float32"), "digit": digits.target},
+        data_dir,
+        label="digit",
+        splits={"train": 0.8, "eval": 0.2},
+    )
+    with embedded_api():  # as `make run` does
+        results = measure_flows(args, work, data_dir)
     print(
         f"\n{args.rounds} rounds of {args.round_steps} steps + 2 evaluations (best of "
         f"{args.repeats}); the steady round's parts and what runs beside it, in ms per round:"

@@ -17,7 +17,7 @@ from estimator_core import hooks as hooks_lib
 from estimator_core.backend import LoopResult, ModelFnBackend
 from estimator_core.checkpoints import GLOBAL_STEP_KEY, Checkpointer, WarmStartSettings
 from estimator_core.distribute import input_context, training_strategy
-from estimator_core.eval_history import record_eval_result
+from estimator_core.eval_history import eval_dir, record_eval_result
 from estimator_core.export.serving import ServingInputReceiver
 from estimator_core.function_backend import FunctionBackend
 from estimator_core.mode_keys import ModeKeys
@@ -443,7 +443,7 @@ class Estimator:
 
     def eval_dir(self, name: str | None = None) -> str:
         """Directory of evaluation summaries: ``model_dir/eval`` or ``model_dir/eval_<name>``."""
-        return os.path.join(self.model_dir, "eval" if not name else f"eval_{name}")
+        return eval_dir(self.model_dir, name)
 
     def get_global_step_value(self) -> int:
         """The global step of the weights in memory."""

@@ -17,6 +17,12 @@ import tensorflow as tf
 HISTORY_FILE = "eval_history.json"
 
 
+def eval_dir(model_dir: str, name: str | None = None) -> str:
+    """Directory of evaluation summaries: ``model_dir/eval`` or ``model_dir/eval_<name>``
+    (``Estimator.eval_dir``, without building an Estimator)."""
+    return os.path.join(model_dir, "eval" if not name else f"eval_{name}")
+
+
 def read_eval_history(eval_dir: str) -> list[dict[str, Any]]:
     """Evaluation results recorded in ``eval_dir``, oldest first (empty when none)."""
     path = os.path.join(eval_dir, HISTORY_FILE)

@@ -149,6 +149,10 @@ class FunctionBackend(ModelFnBackend):
         else:
             loop = self._train_loop if mode == ModeKeys.TRAIN else self._eval_loop
             traced = loop.get_concrete_function(iterator, count, infinite)
+        if mode == ModeKeys.TRAIN and self._writer is not None:
+            # TensorBoard's Graphs tab: the training loop, as tf.estimator's events had it.
+            with self._writer.as_default():
+                tf.summary.graph(traced.graph)
         _unregister_custom_gradients(traced.graph)
 
     def _build(self, mode: str, iterator: Any) -> None:

@@ -12,21 +12,38 @@ A server of its own (``prefect server start``, a deployment's) is left as config
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
-from prefect.settings import get_current_settings
+from prefect.settings import (
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+    get_current_settings,
+    temporary_settings,
+)
 
 EMBEDDED_SERVER_SETTINGS = {
     "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
     "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "500",
 }
+# Prefect waits 20 s for the server to answer; on 2 busy cores it can take longer (seen here:
+# "Timed out while attempting to connect to ephemeral Prefect API server").
+STARTUP_TIMEOUT_S = 90
 
 
-def tune_embedded_api() -> None:
-    """Batch the embedded server's writes (the settings above, unless the environment sets
-    them); does nothing when an API URL is configured. Call it before the first flow run of
-    the process: the server takes its settings from the environment when it starts."""
+@contextlib.contextmanager
+def embedded_api() -> Iterator[None]:
+    """Flow runs in the body that start the embedded server get its writes batched (the
+    settings above) and :data:`STARTUP_TIMEOUT_S` to start, unless the environment says
+    otherwise; nothing changes when an API URL is configured. The server takes its settings
+    from the environment when it starts: enter this before the process's first flow run."""
     if get_current_settings().api.url:
+        yield
         return
     for name, value in EMBEDDED_SERVER_SETTINGS.items():
         os.environ.setdefault(name, value)
+    if PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.name in os.environ:
+        yield
+        return
+    with temporary_settings({PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: STARTUP_TIMEOUT_S}):
+        yield

@@ -4,70 +4,26 @@ your choice (threads, local processes, or a Dask cluster)."""
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Literal
 
 from prefect import flow, unmapped
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from flows.locations import checked_location
+from flows.artifacts import artifact_key
 from tasks.data_prep import (
-    BUILT_IN_SOURCES,
+    PreparedData,
     abandon_tfrecords,
     finalize_tfrecords,
     plan_tfrecords,
     summarize,
     write_tfrecord_part,
 )
-
-
-class DataPrepParams(BaseModel):
-    """What to convert and how (see ``estimator_core.data.write_dataset`` for the semantics)."""
-
-    model_config = ConfigDict(extra="forbid", validate_default=True)
-
-    source: str = Field(
-        "sklearn:digits", description="a path, or one of " + ", ".join(BUILT_IN_SOURCES)
-    )
-    output_dir: str = Field(
-        "runs/data/digits", description="where the data set goes (a location every worker reaches)"
-    )
-    label: str | None = "digit"
-    splits: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "eval": 0.2})
-    seed: int = 0
-    split_key: str | None = None
-    shard_bytes: int = Field(128 << 20, gt=0)
-    num_shards: int | None = Field(None, ge=1)
-    compression: str | None = Field(None, pattern="^GZIP$")
-    on_bad_row: str = Field("error", pattern="^(error|skip)$")
-
-    @field_validator("splits")
-    @classmethod
-    def _fractions(cls, splits: dict[str, float]) -> dict[str, float]:
-        total = sum(splits.values())
-        if not splits or any(f <= 0 for f in splits.values()) or abs(total - 1) > 1e-6:
-            raise ValueError(f"split fractions must be positive and sum to 1, got {splits}")
-        return splits
-
-    @field_validator("source")
-    @classmethod
-    def _source_exists(cls, source: str) -> str:
-        if source in BUILT_IN_SOURCES:
-            return source
-        source = checked_location(source)
-        if "://" not in source and not os.path.exists(source):
-            raise ValueError(f"source {source!r} does not exist")
-        return source
-
-    @field_validator("output_dir")
-    @classmethod
-    def _location(cls, path: str) -> str:
-        return checked_location(path)
+from tasks.params import DataPrepParams
 
 
 @flow(name="prepare-data")
-def prepare_data(params: DataPrepParams | None = None) -> dict[str, Any]:
+def prepare_data(params: DataPrepParams | None = None) -> PreparedData:
     """Convert ``params.source`` into TFRecords under ``params.output_dir``; returns the summary.
 
     The parts are converted by mapped ``write-tfrecord-part`` tasks, in parallel on the flow's
@@ -86,10 +42,10 @@ def prepare_data(params: DataPrepParams | None = None) -> dict[str, Any]:
             abandon_tfrecords(plan)
             raise
     create_table_artifact(
-        key="tfrecord-splits",
-        table=[{"split": name, "records": count} for name, count in summary["records"].items()],
-        description=f"TFRecords in {summary['data_dir']} (fingerprint "
-        f"{summary['fingerprint'][:12]}, {'unchanged' if summary['cache_hit'] else 'written'})",
+        key=artifact_key(params.output_dir, "tfrecord-splits"),
+        table=[{"split": name, "records": count} for name, count in summary.records.items()],
+        description=f"TFRecords in {summary.data_dir} (fingerprint "
+        f"{summary.fingerprint[:12]}, {'unchanged' if summary.cache_hit else 'written'})",
     )
     return summary
 

@@ -7,32 +7,34 @@ The loop, in pseudo-code::
     while step < max_steps and not stopped:
         step = train_round(target=next multiple of round_steps, at most max_steps)
         for eval_set in eval_sets: evaluate(eval_set)
-        log loss, global_step/sec and <eval name>/<metric> at step=global_step (one batch)
-        log the round's checkpoint; update the Prefect progress artifact (with the evaluations;
-        at most every PROGRESS_EVERY_S seconds)
+        log training/* and <eval name>/<metric> at step=global_step, and the round's
+        checkpoint (one outbox record); update the Prefect progress artifact (with the
+        evaluations; at most every PROGRESS_EVERY_S seconds)
         stopped = the input ended, or early stopping says so
+    evaluation report (confusion matrices, learning curves), eval histories, TensorBoard
+    events → MLflow; wait until MLflow has everything
 
 A retried task, or the whole flow run again, trains only the missing steps and never past
 ``max_steps``; an evaluation already recorded at a step is not run (or logged) twice.
 
-Per round, Prefect sees the task runs ``train-round`` and one ``evaluate`` per eval set, no
-more: each task run costs the flow ~2-3 ms and the API server three events (measured in
-``bench/README.md``). The round's MLflow record is therefore a plain call from the flow, which
-only keeps it on disk: the outbox's thread delivers it while the next round trains. The round
-tasks get their parameters wrapped in ``quote``, which spares Prefect walking the pydantic
-models for futures on every call, and their "Finished in state Completed()" log lines are
-dropped (``tasks.training.QuietRoundCompletions``).
+Per round, Prefect sees the task runs ``train[<from>→<to>]`` and one
+``evaluate[<eval name>@<step>]`` per eval set, no more: each task run costs the flow ~2-3 ms
+and the API server three events (measured in ``bench/README.md``). The round's MLflow record
+is therefore a plain call from the flow, which only keeps it on disk: the outbox's thread
+delivers it while the next round trains. The round tasks get their parameters wrapped in
+``quote``, which spares Prefect walking the pydantic models for futures on every call, and
+their "Finished in state Completed()" log lines are dropped
+(``tasks.training.QuietRoundCompletions``).
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-import tensorflow as tf
 from prefect import flow, get_run_logger
 from prefect.artifacts import (
     create_link_artifact,
@@ -40,23 +42,52 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect.runtime import deployment, flow_run
+from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
 from estimator_core.data import read_manifest
-from estimator_core.eval_history import read_eval_history
-from flows.params import EarlyStopping, TrackingParams, TrainingParams
-from tasks import tracking
+from estimator_core.eval_history import HISTORY_FILE, eval_dir, read_eval_history
+from flows.artifacts import artifact_key
 from tasks.model_dir_lock import model_dir_lock
-from tasks.training import evaluate, latest_step, session, train_round
+from tasks.params import EarlyStopping, TrackingParams, TrainingParams
+from tasks.reports import REPORTS_FOLDER, evaluation_report
+from tasks.tracking.client import run_url, tracking_uri
+from tasks.tracking.datasets import dataset_files, dataset_records
+from tasks.tracking.prefect_tasks import deliver_records, tracked_run
+from tasks.tracking.recorder import RunRecorder, directory_files, metric_row
+from tasks.tracking.records import ArtifactFile, MetricRow
+from tasks.tracking.system_metrics import sampling
+from tasks.training import (
+    Evaluation,
+    TrainedRound,
+    checkpoint_files,
+    evaluate,
+    kept_checkpoint_steps,
+    latest_step,
+    train_round,
+)
 
 # A progress update is an API call; for short rounds, at most one every few seconds.
 PROGRESS_EVERY_S = 5.0
+# MLflow metric names of training (the UI groups metrics by the part before the "/").
+MINIBATCH_LOSS = "training/minibatch_loss"
+STEPS_PER_SEC = "training/steps_per_sec"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingResult:
+    """What a train-and-evaluate run ends with: the latest evaluation of every eval set."""
+
+    mlflow_run_id: str
+    model_dir: str
+    global_step: int
+    evaluations: dict[str, Evaluation]
+    rounds_seconds: float  # time spent in the rounds loop
 
 
 def recorded_evaluations(params: TrainingParams, name: str) -> list[dict[str, Any]]:
     """The evaluation results recorded for eval set ``name``, oldest first."""
-    return read_eval_history(session(params).estimator.eval_dir(name))
+    return read_eval_history(eval_dir(params.model_dir, name))
 
 
 def should_stop_early(rule: EarlyStopping, history: list[dict[str, Any]]) -> bool:
@@ -71,51 +102,36 @@ def should_stop_early(rule: EarlyStopping, history: list[dict[str, Any]]) -> boo
     return max(recent) < max(before) + rule.min_delta
 
 
-@contextlib.contextmanager
-def mlflow_run(tracking_params: TrackingParams, mlflow_run_id: str | None) -> Iterator[str]:
-    """The MLflow run a flow records into: ``mlflow_run_id`` (a parent's run, which the parent
-    ends), or this flow run's own run, ended here: FINISHED, or FAILED when the body raises."""
-    if mlflow_run_id:
-        yield mlflow_run_id
-        return
-    run_id = tracking.start_tracking(tracking_params, str(flow_run.id), run_tags())
-    try:
-        yield run_id
-    except BaseException:
-        # The body's error is the one to report; an undelivered FAILED mark stays queued.
-        with contextlib.suppress(tracking.TrackingUndeliveredError):
-            tracking.finish_tracking(tracking_params, run_id, "FAILED")
-        raise
-    tracking.finish_tracking(tracking_params, run_id)
+def round_rows(
+    trained: TrainedRound | None, evaluations: Iterable[Evaluation]
+) -> Iterator[MetricRow]:
+    """A round's MLflow metrics: training's minibatch loss and steps per second at each log
+    step, and ``<eval name>/<metric>`` at each evaluation's global step."""
+    for log in trained.logs if trained else ():
+        yield metric_row(MINIBATCH_LOSS, log.loss, log.step)
+        if log.steps_per_sec is not None:
+            yield metric_row(STEPS_PER_SEC, log.steps_per_sec, log.step)
+    for evaluation in evaluations:
+        for key, value in evaluation.metrics.items():
+            yield metric_row(f"{evaluation.name}/{key}", value, evaluation.global_step)
 
 
-def run_tags() -> dict[str, str]:
-    """MLflow tags naming the Prefect flow run and deployment that produced the run."""
-    tags = {
-        "prefect.flow_run_name": flow_run.name or "",
-        "prefect.deployment": deployment.name or "(none)",
-    }
-    if (flow_run.ui_url or "").startswith("http"):  # the ephemeral API has no UI
-        tags["prefect.flow_run_url"] = flow_run.ui_url
-    return tags
+def summarize(evaluations: Iterable[Evaluation]) -> str:
+    """``heldout accuracy 0.9915, loss 0.05; train_sample ...``: a log line, a progress note."""
+    return "; ".join(
+        f"{e.name} " + ", ".join(f"{k} {v:.4g}" for k, v in e.metrics.items()) for e in evaluations
+    )
 
 
-def _round_records(trained: dict[str, Any], evals: dict[str, dict[str, float]]):
-    for record in trained["history"]:
-        yield "loss", record["loss"], record["step"]
-        yield "global_step/sec", record["global_step/sec"], record["step"]
-    for name, metrics in evals.items():
-        step = int(metrics["global_step"])
-        for key, value in metrics.items():
-            if key != "global_step":
-                yield f"{name}/{key}", value, step
+def _checkpoint_artifacts(model_dir: str, step: int) -> list[ArtifactFile]:
+    return [ArtifactFile(path, "checkpoints") for path in checkpoint_files(model_dir, step)]
 
 
-def _record_inputs(params: TrainingParams, tracking_params: TrackingParams, run_id: str) -> None:
-    tracking.log_params_task(
-        tracking_params,
-        run_id,
-        params.model_dump(include={"model", "run_config", "train_split", "batch_size"})
+def _record_inputs(params: TrainingParams, recorder: RunRecorder) -> None:
+    recorder.log_params(
+        params.model_dump(
+            include={"model", "run_config", "train_split", "batch_size", "shuffle_buffer"}
+        )
         | {
             "rounds": params.model_dump(include={"round_steps", "max_steps", "early_stopping"}),
             "eval_sets": {e.name: e.model_dump(exclude={"name"}) for e in params.eval_sets},
@@ -128,20 +144,24 @@ def _record_inputs(params: TrainingParams, tracking_params: TrackingParams, run_
     contexts = {params.train_split: "training"} | {
         e.split: "evaluation" for e in params.eval_sets if e.split != params.train_split
     }
-    tracking.log_dataset_task(tracking_params, run_id, params.data_dir, contexts)
+    recorder.log_datasets(dataset_records(params.data_dir, contexts))
+    recorder.log_files(dataset_files(params.data_dir))
     create_link_artifact(
-        tracking.run_url(tracking_params, run_id),
-        link_text=f"MLflow run {run_id}",
-        key="mlflow-run",
-        description=f"tracking URI {tracking.tracking_uri(tracking_params)}",
+        run_url(recorder.settings, recorder.run_id),
+        link_text=f"MLflow run {recorder.run_id}",
+        key=artifact_key(params.model_dir, "mlflow-run"),
+        description=f"tracking URI {tracking_uri(recorder.settings)}",
     )
 
 
-def _rounds(params: TrainingParams, tracking_params: TrackingParams, run_id: str) -> int:
+def _rounds(params: TrainingParams, recorder: RunRecorder) -> int:
     """The rounds loop (see the module doc); returns the final global step."""
     logger = get_run_logger()
-    progress = create_progress_artifact(0.0, key="training-progress")
+    progress = create_progress_artifact(
+        0.0, key=artifact_key(params.model_dir, "training-progress")
+    )
     progress_updated = time.monotonic()
+    checkpoints_each_round = recorder.settings.checkpoints_to_log is None
     step = latest_step(params.model_dir)
     if step:  # resumed: evaluate what a killed run trained but did not evaluate
         missing = [
@@ -149,28 +169,23 @@ def _rounds(params: TrainingParams, tracking_params: TrackingParams, run_id: str
             for e in params.eval_sets
             if not any(r["global_step"] == step for r in recorded_evaluations(params, e.name))
         ]
-        evaluations = {e.name: evaluate(quote(params), quote(e)) for e in missing}
-        records = list(_round_records({"history": []}, evaluations))
-        tracking.log_round(tracking_params, run_id, records, params.model_dir, None)
+        if missing:
+            caught_up = [evaluate(quote(params), quote(e)) for e in missing]
+            recorder.log_metrics(round_rows(None, caught_up))
     table: list[dict[str, Any]] = []
+    evaluations: list[Evaluation] = []
     stopped = False
     while step < params.max_steps and not stopped:
         target = min((step // params.round_steps + 1) * params.round_steps, params.max_steps)
         trained = train_round(quote(params), target)
-        step = trained["global_step"]
-        evaluations = {e.name: evaluate(quote(params), quote(e)) for e in params.eval_sets}
-        tracking.log_round(
-            tracking_params,
-            run_id,
-            list(_round_records(trained, evaluations)),
-            params.model_dir,
-            step if tracking_params.checkpoints_to_log is None else None,
+        step = trained.global_step
+        evaluations = [evaluate(quote(params), quote(e)) for e in params.eval_sets]
+        recorder.log_metrics(
+            round_rows(trained, evaluations),
+            _checkpoint_artifacts(params.model_dir, step) if checkpoints_each_round else (),
         )
-        table += [{"step": step, "eval": name, **m} for name, m in evaluations.items()]
-        summary = "; ".join(
-            f"{name} " + ", ".join(f"{k} {v:.4g}" for k, v in m.items() if k != "global_step")
-            for name, m in evaluations.items()
-        )
+        table += [{"step": step, "eval": e.name, **e.metrics} for e in evaluations]
+        summary = summarize(evaluations)
         if time.monotonic() - progress_updated >= PROGRESS_EVERY_S:
             update_progress_artifact(
                 progress, 100.0 * step / params.max_steps, description=f"step {step}: {summary}"
@@ -180,32 +195,58 @@ def _rounds(params: TrainingParams, tracking_params: TrackingParams, run_id: str
             "round to step %d/%d (trained in %.2f s): %s",
             step,
             params.max_steps,
-            trained["seconds"],
+            trained.seconds,
             summary,
         )
-        stopped = trained["stopped_early"] or (
+        stopped = trained.stopped_early or (
             params.early_stopping is not None
             and should_stop_early(
                 params.early_stopping,
                 recorded_evaluations(params, params.early_stopping.eval_name),
             )
         )
-    update_progress_artifact(progress, 100.0, description=f"done at step {step}")
+    final = summarize(evaluations) if evaluations else "nothing left to train"
+    update_progress_artifact(
+        progress, 100.0 * step / params.max_steps, description=f"done at step {step}: {final}"
+    )
     if table:  # one table per run: a table per round would cost an API call each
-        create_table_artifact(table, key="eval-results", description="evaluations per round")
+        create_table_artifact(
+            table,
+            key=artifact_key(params.model_dir, "eval-results"),
+            description="evaluations per round",
+        )
     return step
 
 
-def _record_outputs(params: TrainingParams, tracking_params: TrackingParams, run_id: str) -> None:
-    if tracking_params.checkpoints_to_log:
-        state = tf.train.get_checkpoint_state(params.model_dir)
-        steps = sorted(int(p.rsplit("-", 1)[1]) for p in state.all_model_checkpoint_paths)
-        for kept_step in steps[-tracking_params.checkpoints_to_log :]:
-            tracking.log_checkpoint_task(tracking_params, run_id, params.model_dir, kept_step)
-    tracking.log_directory_task(
-        tracking_params, run_id, params.model_dir, "tensorboard", match="tfevents"
+def _record_outputs(params: TrainingParams, recorder: RunRecorder) -> None:
+    """What the run leaves besides its rounds: kept checkpoints (``checkpoints_to_log``), the
+    evaluation report, each eval set's history, the TensorBoard events; then waits for MLflow
+    to have everything (fails clearly if it stayed away)."""
+    keep = recorder.settings.checkpoints_to_log
+    if keep:
+        for kept_step in kept_checkpoint_steps(params.model_dir)[-keep:]:
+            recorder.log_files(_checkpoint_artifacts(params.model_dir, kept_step))
+    histories = {e.name: recorded_evaluations(params, e.name) for e in params.eval_sets}
+    files = [
+        ArtifactFile(path, os.path.dirname(os.path.relpath(path, params.model_dir)))
+        for path in evaluation_report(quote(params), histories)
+    ]
+    files += [
+        ArtifactFile(
+            os.path.join(eval_dir(params.model_dir, e.name), HISTORY_FILE),
+            f"{REPORTS_FOLDER}/{e.name}",
+        )
+        for e in params.eval_sets
+        if histories[e.name]
+    ]
+    recorder.log_files(files)
+    # Under tensorboard/<model folder>/ so that `tensorboard --logdir` on a download names
+    # the runs as on the model_dir's parent: <model>, <model>/eval_<name>.
+    model_folder = os.path.basename(params.model_dir.rstrip("/"))
+    recorder.log_files(
+        directory_files(params.model_dir, f"tensorboard/{model_folder}", match="tfevents")
     )
-    tracking.deliver_task(tracking_params, run_id)  # fails clearly if MLflow stayed away
+    deliver_records(recorder)
 
 
 @flow(name="train-and-evaluate")
@@ -213,25 +254,25 @@ def train_and_evaluate(
     params: TrainingParams | None = None,
     tracking_params: TrackingParams | None = None,
     mlflow_run_id: str | None = None,
-) -> dict[str, Any]:
+) -> TrainingResult:
     """Train ``params.model`` in rounds to ``params.max_steps``, evaluating every eval set after
     each round, with everything recorded in MLflow (``mlflow_run_id``, or this flow run's own
-    run). Holds the model_dir's writer lock (``tasks/model_dir_lock.py``) while it trains.
-    Returns ``{"mlflow_run_id", "model_dir", "global_step", "evaluations": {name: latest
-    metrics}, "rounds_seconds": time spent in the rounds loop}``."""
+    run). Holds the model_dir's writer lock (``tasks/model_dir_lock.py``) while it trains."""
     params = params or TrainingParams()
     tracking_params = tracking_params or TrackingParams()
-    with mlflow_run(tracking_params, mlflow_run_id) as run_id:
-        _record_inputs(params, tracking_params, run_id)
+    about = f"Trains `{params.model.model_fn}` on `{params.data_dir}` into `{params.model_dir}`."
+    with tracked_run(tracking_params, mlflow_run_id, about) as recorder:
+        _record_inputs(params, recorder)
         with model_dir_lock(params.model_dir, str(flow_run.id)):
-            began = time.perf_counter()
-            step = _rounds(params, tracking_params, run_id)
-            rounds_seconds = time.perf_counter() - began
-            _record_outputs(params, tracking_params, run_id)
-    return {
-        "mlflow_run_id": run_id,
-        "model_dir": os.fspath(params.model_dir),
-        "global_step": step,
-        "evaluations": {e.name: recorded_evaluations(params, e.name)[-1] for e in params.eval_sets},
-        "rounds_seconds": rounds_seconds,
-    }
+            with sampling(recorder):
+                began = time.perf_counter()
+                step = _rounds(params, recorder)
+                rounds_seconds = time.perf_counter() - began
+            _record_outputs(params, recorder)
+    latest = {}
+    for e in params.eval_sets:
+        entry = dict(recorded_evaluations(params, e.name)[-1])
+        latest[e.name] = Evaluation(e.name, int(entry.pop("global_step")), entry)
+    return TrainingResult(
+        recorder.run_id, os.fspath(params.model_dir), step, latest, rounds_seconds
+    )

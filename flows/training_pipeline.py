@@ -4,28 +4,40 @@
     prepare_data(params.data)                         # CPU pool
     train_and_evaluate(params.training, run)          # GPU pool
     export(params.training, params.export, run)       # CPU pool
+    summary artifact: final evaluations, MLflow run and model version, data fingerprint
     mark the MLflow run FINISHED (FAILED if a stage failed)
 
 With ``stages="in-process"`` (the embedded default) the stages are subflows of this run; with
 ``stages="deployments"`` each stage is its deployment's flow run, started by
-``run_deployment`` on the stage's work pool; the stages hand each other paths only.
+``run_deployment`` on the stage's work pool; the stages hand each other paths only. Either
+way a stage's flow run is named after this one: ``<pipeline run>/train-and-evaluate``.
 
 ``python -m flows.training_pipeline`` runs it with the defaults (the README's first command).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
 from prefect.deployments import run_deployment
+from prefect.runtime import flow_run
 
-from flows.embedded_api import tune_embedded_api
-from flows.export import export
-from flows.params import PipelineParams
+from estimator_core.data import read_manifest
+from flows.artifacts import artifact_key
+from flows.embedded_api import embedded_api
+from flows.export import ExportResult, export, registration_markdown
 from flows.prepare_data import prepare_data
-from flows.train_and_evaluate import mlflow_run, train_and_evaluate
-from tasks import tracking
+from flows.train_and_evaluate import TrainingResult, recorded_evaluations, train_and_evaluate
+from tasks.data_prep import PreparedData
+from tasks.params import PipelineParams
+from tasks.tracking.client import run_url, tracking_uri, ui_url
+from tasks.tracking.prefect_tasks import tracked_run
+from tasks.tracking.recorder import RunRecorder
+from tasks.tracking.runs import LOCAL_PREFECT_UI_URL
 
 STAGE_DEPLOYMENTS = {
     "prepare_data": "prepare-data/prepare-data-cpu",
@@ -34,9 +46,23 @@ STAGE_DEPLOYMENTS = {
 }
 
 
-def _run_stage(stage: str, parameters: dict[str, Any]) -> None:
+@dataclasses.dataclass(frozen=True)
+class PipelineResult:
+    """The MLflow run, and (stages in-process) what each stage returned."""
+
+    mlflow_run_id: str
+    data: PreparedData | None = None
+    training: TrainingResult | None = None
+    export: ExportResult | None = None
+
+
+def _run_stage(stage: str, parameters: dict[str, Any], run_name: str) -> None:
     run = run_deployment(
-        STAGE_DEPLOYMENTS[stage], parameters=parameters, timeout=None, poll_interval=1
+        STAGE_DEPLOYMENTS[stage],
+        parameters=parameters,
+        flow_run_name=run_name,
+        timeout=None,
+        poll_interval=1,
     )
     if not run.state or not run.state.is_completed():
         raise RuntimeError(
@@ -45,62 +71,126 @@ def _run_stage(stage: str, parameters: dict[str, Any]) -> None:
         )
 
 
+def summary_markdown(params: PipelineParams, recorder: RunRecorder, result: PipelineResult) -> str:
+    """The pipeline run in Markdown: the final evaluations (from the model_dir's histories),
+    the data set, the MLflow run, and the exported model (in-process stages)."""
+    training = params.training
+    lines = [
+        f"### Training pipeline `{flow_run.name}`",
+        "",
+        "| eval set | step | " + " | ".join(metrics := _metric_names(params)) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in metrics) + " |",
+    ]
+    for eval_set in training.eval_sets:
+        history = recorded_evaluations(training, eval_set.name)
+        if history:
+            last = history[-1]
+            cells = [f"{last[m]:.4g}" if m in last else "" for m in metrics]
+            lines.append(f"| {eval_set.name} | {last['global_step']} | " + " | ".join(cells) + " |")
+    fingerprint = read_manifest(training.data_dir)["fingerprint"]
+    lines += [
+        "",
+        f"- Data: `{training.data_dir}` (fingerprint `{fingerprint[:16]}`)",
+        f"- Model dir: `{training.model_dir}`",
+        f"- MLflow run: [{recorder.run_id}]({run_url(recorder.settings, recorder.run_id)})",
+    ]
+    if result.export is not None:
+        lines.append(registration_markdown(params.tracking, result.export).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _metric_names(params: PipelineParams) -> list[str]:
+    names = {
+        key
+        for eval_set in params.training.eval_sets
+        for entry in recorded_evaluations(params.training, eval_set.name)[-1:]
+        for key in entry
+        if key != "global_step"
+    }
+    return sorted(names, key=lambda k: (k != "loss", k))
+
+
 @flow(name="training-pipeline")
-def training_pipeline(params: PipelineParams | None = None) -> dict[str, Any]:
-    """Run every stage for ``params``; returns the MLflow run id, the final evaluations and
-    the registered model version."""
+def training_pipeline(params: PipelineParams | None = None) -> PipelineResult:
+    """Run every stage for ``params``; returns the MLflow run id and each stage's result."""
     params = params or PipelineParams()
-    with mlflow_run(params.tracking, None) as run_id:
-        tracking.log_params_task(params.tracking, run_id, {"data": params.data.model_dump()})
+    name = flow_run.name
+    about = (
+        f"Trains `{params.training.model.model_fn}` on `{params.data.source}` "
+        f"(prepared in `{params.data.output_dir}`) into `{params.training.model_dir}`."
+    )
+    with tracked_run(params.tracking, None, about) as recorder:
+        recorder.log_params({"data": params.data.model_dump()})
         if params.stages == "in-process":
-            data = prepare_data(params.data)
-            trained = train_and_evaluate(params.training, params.tracking, run_id)
-            exported = export(params.training, params.export, params.tracking, run_id)
-            result = {"data": data, "training": trained, "export": exported}
+            data = prepare_data.with_options(flow_run_name=f"{name}/prepare-data")(params.data)
+            trained = train_and_evaluate.with_options(flow_run_name=f"{name}/train-and-evaluate")(
+                params.training, params.tracking, recorder.run_id
+            )
+            exported = export.with_options(flow_run_name=f"{name}/export")(
+                params.training, params.export, params.tracking, recorder.run_id
+            )
+            result = PipelineResult(recorder.run_id, data, trained, exported)
         else:
             # Every stage records into the MLflow store the parent resolved (its own default
             # could be another host's sqlite file); locations are absolute once validated.
             tracking_params = params.tracking.model_copy(
-                update={"tracking_uri": tracking.tracking_uri(params.tracking)}
+                update={"tracking_uri": tracking_uri(params.tracking)}
             )
-            common = {"tracking_params": tracking_params.model_dump(), "mlflow_run_id": run_id}
+            common = {
+                "tracking_params": tracking_params.model_dump(),
+                "mlflow_run_id": recorder.run_id,
+            }
             training = params.training.model_dump()
             # The stages' processes add to this run's outbox: hand it over emptied.
-            tracking.deliver(params.tracking, run_id, required=False)
-            _run_stage("prepare_data", {"params": params.data.model_dump()})
-            _run_stage("train_and_evaluate", {"params": training, **common})
+            recorder.deliver(required=False)
+            _run_stage("prepare_data", {"params": params.data.model_dump()}, f"{name}/prepare-data")
+            _run_stage(
+                "train_and_evaluate", {"params": training, **common}, f"{name}/train-and-evaluate"
+            )
             _run_stage(
                 "export",
                 {"params": training, "export_params": params.export.model_dump(), **common},
+                f"{name}/export",
             )
-            result = {}
-    get_run_logger().info("MLflow run %s: %s", run_id, tracking.run_url(params.tracking, run_id))
-    return {"mlflow_run_id": run_id, **result}
+            result = PipelineResult(recorder.run_id)
+        create_markdown_artifact(
+            summary_markdown(params, recorder, result),
+            key=artifact_key(params.training.model_dir, "pipeline-summary"),
+            description="final evaluations, MLflow run and model version, data fingerprint",
+        )
+    get_run_logger().info(
+        "MLflow run %s: %s", recorder.run_id, run_url(params.tracking, recorder.run_id)
+    )
+    return result
 
 
 def main() -> None:
-    tune_embedded_api()
     params = PipelineParams()
-    result = training_pipeline(params)
-    exported = result["export"]
-    uri = tracking.tracking_uri(params.tracking)
+    with embedded_api():
+        result = training_pipeline(params)
+    uri = tracking_uri(params.tracking)
     print("\nDone.")
-    for name, metrics in result["training"]["evaluations"].items():
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "global_step")
-        print(f"  eval {name} at step {int(metrics['global_step'])}: {shown}")
-    print(f"  TFRecords:   {result['data']['data_dir']}")
+    for name, evaluation in result.training.evaluations.items():
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in evaluation.metrics.items())
+        print(f"  eval {name} at step {evaluation.global_step}: {shown}")
+    print(f"  TFRecords:   {result.data.data_dir}")
     print(f"  Checkpoints: {params.training.model_dir}")
-    print(f"  SavedModel:  {exported['saved_model']}")
-    if "version" in exported:
+    print(f"  SavedModel:  {result.export.saved_model}")
+    registration = result.export.registration
+    if registration.version is not None:
         print(
-            f"  Registered:  {exported['name']} version {exported['version']} "
-            f"({', '.join(exported['aliases'])})"
+            f"  Registered:  {registration.name} version {registration.version} "
+            f"({', '.join(registration.aliases)}): {registration.gate.reason}"
         )
     print("\nInspect it:")
-    print(f"  MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {uri}   → http://127.0.0.1:5000")
-    print("  Prefect UI:  .venv/bin/prefect server start                   → http://127.0.0.1:4200")
-    print(f"  TensorBoard: .venv/bin/tensorboard --logdir {params.training.model_dir}")
-    print(f"  MLflow run:  {tracking.run_url(params.tracking, result['mlflow_run_id'])}")
+    if uri.startswith("sqlite:"):
+        print(
+            f"  MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {uri}   → {ui_url(params.tracking)}"
+        )
+    print(f"  Prefect UI:  .venv/bin/prefect server start   → {LOCAL_PREFECT_UI_URL}")
+    models = os.path.dirname(params.training.model_dir.rstrip("/"))
+    print(f"  TensorBoard: .venv/bin/tensorboard --logdir {models}   → http://localhost:6006")
+    print(f"  MLflow run:  {run_url(params.tracking, result.mlflow_run_id)}")
 
 
 if __name__ == "__main__":

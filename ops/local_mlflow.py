@@ -59,6 +59,7 @@ class LocalMlflowServer:
                         return
             except OSError:
                 time.sleep(0.5)
+        self.stop()  # not left running, unanswered, once its caller has given up
         raise RuntimeError(f"mlflow server did not start in {timeout_s:.0f} s")
 
     def stop(self) -> None:

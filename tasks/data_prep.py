@@ -8,6 +8,7 @@ into the plan's temporary directory, and the data set is renamed into place only
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,16 @@ from estimator_core.data import (
     write_part,
 )
 
-BUILT_IN_SOURCES = ("sklearn:digits",)
+
+@dataclasses.dataclass(frozen=True)
+class PreparedData:
+    """The few facts of a written data set's manifest that later stages and the UI need."""
+
+    data_dir: str
+    fingerprint: str
+    records: dict[str, int]  # per split
+    bad_rows: int
+    cache_hit: bool
 
 
 def resolve_source(source: str) -> Any:
@@ -61,7 +71,7 @@ def write_tfrecord_part(plan: DatasetPlan, index: int) -> PartResult:
 
 
 @task(name="finalize-tfrecords", cache_policy=NO_CACHE)
-def finalize_tfrecords(plan: DatasetPlan, results: list[PartResult]) -> dict[str, Any]:
+def finalize_tfrecords(plan: DatasetPlan, results: list[PartResult]) -> PreparedData:
     """Publish the data set; returns a small summary of its manifest."""
     return summarize(finalize_dataset(plan, results), plan.output_dir)
 
@@ -72,12 +82,12 @@ def abandon_tfrecords(plan: DatasetPlan) -> None:
     abandon_dataset(plan)
 
 
-def summarize(manifest: dict[str, Any], data_dir: str) -> dict[str, Any]:
-    """The few facts of a manifest that later tasks and the UI need."""
-    return {
-        "data_dir": data_dir,
-        "fingerprint": manifest["fingerprint"],
-        "records": {name: split["records"] for name, split in manifest["splits"].items()},
-        "bad_rows": manifest["bad_rows"],
-        "cache_hit": manifest["cache_hit"],
-    }
+def summarize(manifest: dict[str, Any], data_dir: str) -> PreparedData:
+    """The facts of ``manifest`` that later tasks and the UI need."""
+    return PreparedData(
+        data_dir=data_dir,
+        fingerprint=manifest["fingerprint"],
+        records={name: split["records"] for name, split in manifest["splits"].items()},
+        bad_rows=manifest["bad_rows"],
+        cache_hit=manifest["cache_hit"],
+    )

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+import tensorflow as tf
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from estimator_core.data import make_serving_input_receiver_fn
-from flows.params import TrainingParams
+import estimator_core as est
+from estimator_core.data import make_input_fn, make_serving_input_receiver_fn
+from tasks.params import TrainingParams
 from tasks.training import dropped_on_failure, session
 
 
@@ -26,3 +29,13 @@ def export_model(params: TrainingParams, export_name: str) -> str:
     path = os.fsdecode(path)
     get_run_logger().info("exported %s", path)
     return path
+
+
+def serving_example(data_dir: str, split: str, rows: int = 5) -> dict[str, np.ndarray] | None:
+    """The first ``rows`` examples of ``split``, as the serving signature takes them (one array
+    per feature, the label left out): the input example of the logged model. None when a
+    feature is of variable length (parsed as sparse: no array to show)."""
+    batch = next(iter(make_input_fn(data_dir, split, rows, est.ModeKeys.PREDICT)()))
+    if any(isinstance(value, tf.SparseTensor) for value in batch.values()):
+        return None
+    return {name: value.numpy() for name, value in batch.items()}

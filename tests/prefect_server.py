@@ -208,7 +208,7 @@ def prefect_server(tmp: Path) -> Iterator[Server]:
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a busy 2-core machine has taken over 60 s
         while True:
             assert process.poll() is None, (tmp / "server.log").read_text()[-3000:]
             try:
@@ -216,7 +216,7 @@ def prefect_server(tmp: Path) -> Iterator[Server]:
                     break
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline, "server did not start in 60 s"
+            assert time.monotonic() < deadline, "server did not start in 180 s"
             time.sleep(0.3)
         srv = Server(url, env, tmp)
         for pool in ("cpu-pool", "gpu-pool"):

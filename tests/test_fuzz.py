@@ -189,7 +189,7 @@ field_names = st.sampled_from(
 )
 def test_pipeline_parameters(params):
     EXAMPLES["pipeline_parameters"] += 1
-    from flows.params import PipelineParams
+    from tasks.params import PipelineParams
 
     try:
         PipelineParams(**params)

@@ -6,7 +6,8 @@ import os
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tasks.outbox import Courier, Outbox, RecordRefusedError
+from tasks.tracking.outbox import Courier, Outbox, RecordRefusedError
+from tasks.tracking.records import ArtifactFile, Batch, MetricRow
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +25,8 @@ def test_records_arrive_in_order_with_files_deleted_after_posting(client, tmp_pa
     checkpoint = tmp_path / "model.ckpt-5.index"
     checkpoint.write_bytes(b"weights at step 5")
     for step in range(5):
-        courier.post({"op": "batch", "metrics": [["loss", 1.0 / (step + 1), 1000 + step, step]]})
-    courier.post({"op": "batch", "files": [[str(checkpoint), "checkpoints"]]})
+        courier.post(Batch(metrics=(MetricRow("loss", 1.0 / (step + 1), 1000 + step, step),)))
+    courier.post(Batch(files=(ArtifactFile(str(checkpoint), "checkpoints"),)))
     os.remove(checkpoint)  # as keep_checkpoint_max may do before delivery
 
     assert courier.flush(timeout=60) == 0
@@ -41,10 +42,22 @@ def test_records_arrive_in_order_with_files_deleted_after_posting(client, tmp_pa
 def test_a_refused_record_is_raised_to_the_caller_and_kept(client, tmp_path):
     missing_run = "0" * 32  # MLflow refuses records of a run it does not have
     courier = Courier(Outbox(str(tmp_path / "outbox"), missing_run), lambda: client)
-    courier.post({"op": "batch", "metrics": [["loss", 0.5, 1000, 1]]})
+    courier.post(Batch(metrics=(MetricRow("loss", 0.5, 1000, 1),)))
 
     with pytest.raises(RecordRefusedError, match=r"00000001\.json.*stays first in the outbox"):
         courier.flush(timeout=60)
     with pytest.raises(RecordRefusedError):  # and every later post, until someone looks
-        courier.post({"op": "batch", "metrics": [["loss", 0.4, 1001, 2]]})
+        courier.post(Batch(metrics=(MetricRow("loss", 0.4, 1001, 2),)))
     assert Outbox(str(tmp_path / "outbox"), missing_run).pending() == ["00000001.json"]
+
+
+def test_two_couriers_of_one_outbox_deliver_each_record_once_in_order(client, tmp_path):
+    run_id = client.create_run(client.get_experiment_by_name("outbox").experiment_id).info.run_id
+    couriers = [Courier(Outbox(str(tmp_path / "outbox"), run_id), lambda: client) for _ in "ab"]
+    for step in range(20):  # a flow and its subflow, each with its own courier
+        couriers[step % 2].post(Batch(metrics=(MetricRow("loss", float(step), 1000, step),)))
+    assert [c.flush(timeout=60) for c in couriers] == [0, 0]
+    history = client.get_metric_history(run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(s, float(s)) for s in range(20)]
+    for courier in couriers:
+        courier.close()

@@ -3,9 +3,9 @@
 import pytest
 from pydantic import ValidationError
 
-from flows.params import PipelineParams, TrainingParams
 from flows.train_and_evaluate import should_stop_early
-from tasks.tracking import flatten
+from tasks.params import PipelineParams, TrainingParams
+from tasks.tracking.recorder import flatten
 
 
 @pytest.mark.parametrize(
@@ -13,6 +13,7 @@ from tasks.tracking import flatten
     [
         ({"model": {"model_fn": "examples.digits"}}, "package.module:function"),
         ({"model": {"model_fn": "no_such_module:fn"}}, "cannot import 'no_such_module'"),
+        ({"model": {"model_fn": "examples.no_such:fn"}}, "cannot import 'examples.no_such'"),
         ({"model": {"model_fn": "examples.digits:nothing"}}, "no callable 'nothing'"),
         ({"round_steps": 0}, "round_steps"),
         ({"eval_sets": []}, "eval_sets"),
@@ -45,8 +46,10 @@ def test_locations_are_made_absolute_but_uris_are_kept():
     assert params.model_dir == "gs://bucket/model"
 
 
-def test_params_flatten_to_mlflow_keys():
-    flat = flatten({"model": {"params": {"units": [64, 32], "lr@x": 0.1}}, "sets": [{"a": 1}]})
+def test_params_flatten_to_mlflow_keys_leaving_unset_values_out():
+    flat = flatten(
+        {"model": {"params": {"units": [64, 32], "lr@x": 0.1}}, "sets": [{"a": 1}], "k": None}
+    )
     assert flat == {"model.params.units": "[64, 32]", "model.params.lr_x": "0.1", "sets.0.a": "1"}
 
 
@@ -61,7 +64,7 @@ def test_params_flatten_to_mlflow_keys():
     ],
 )
 def test_early_stopping_rule(mode, values, stop):
-    from flows.params import EarlyStopping
+    from tasks.params import EarlyStopping
 
     rule = EarlyStopping(eval_name="e", metric="m", mode=mode, patience=2)
     assert should_stop_early(rule, [{"m": v} for v in values]) is stop
@@ -70,14 +73,22 @@ def test_early_stopping_rule(mode, values, stop):
 def test_a_flow_run_id_finds_its_mlflow_run_again(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from flows.params import TrackingParams
-    from tasks.tracking import finish_run, start_or_resume_run
+    from tasks.params import TrackingParams
+    from tasks.tracking.recorder import RunRecorder
+    from tasks.tracking.runs import RunOrigin, start_or_resume_run
 
-    settings = TrackingParams(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="e")
-    first = start_or_resume_run(settings, "flow-run-1", {"prefect.flow_run_name": "a"})
-    finish_run(settings, first, "FAILED")
-    again = start_or_resume_run(settings, "flow-run-1")
-    other = start_or_resume_run(settings, "flow-run-2")
+    def origin(flow_run_id):
+        return RunOrigin(flow_run_id, "a", "f", None, "flows/f.py:f", str(tmp_path))
+
+    settings = TrackingParams(
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        experiment="e",
+        outbox_dir=str(tmp_path / "outbox"),
+    )
+    first = start_or_resume_run(settings, origin("flow-run-1")).run_id
+    RunRecorder(settings, first).finish("FAILED")
+    again = start_or_resume_run(settings, origin("flow-run-1")).run_id
+    other = start_or_resume_run(settings, origin("flow-run-2")).run_id
     assert again == first and other != first
     run = MlflowClient(settings.tracking_uri).get_run(first)
     assert run.info.status == "RUNNING" and run.info.run_name == "a"
@@ -85,8 +96,8 @@ def test_a_flow_run_id_finds_its_mlflow_run_again(tmp_path):
 
 
 def test_locations_stay_inside_the_configured_root(tmp_path, monkeypatch):
-    from flows.locations import ROOT_ENV
-    from flows.prepare_data import DataPrepParams
+    from tasks.locations import ROOT_ENV
+    from tasks.params import DataPrepParams
 
     with pytest.raises(ValidationError, match=r"'\.\.' is not allowed"):
         TrainingParams(model_dir="runs/../../etc")
@@ -105,7 +116,7 @@ def test_locations_stay_inside_the_configured_root(tmp_path, monkeypatch):
 def test_model_modules_outside_the_allowlist_are_refused_before_import(monkeypatch):
     import sys
 
-    from flows.locations import MODEL_MODULES_ENV
+    from tasks.locations import MODEL_MODULES_ENV
 
     monkeypatch.setenv(MODEL_MODULES_ENV, "examples, tests.pipeline_models")
     TrainingParams(model={"model_fn": "examples.digits:model_fn"})
@@ -118,8 +129,111 @@ def test_model_modules_outside_the_allowlist_are_refused_before_import(monkeypat
 
 
 def test_credentials_are_refused_in_the_tracking_uri():
-    from flows.params import TrackingParams
+    from tasks.params import TrackingParams
 
     with pytest.raises(ValidationError, match="MLFLOW_TRACKING_PASSWORD"):
         TrackingParams(tracking_uri="https://alice:s3cret@mlflow.example.com")
     assert TrackingParams(tracking_uri="https://mlflow.example.com:5000").tracking_uri
+
+
+def test_a_model_fn_path_is_checked_without_running_the_module(tmp_path, monkeypatch):
+    import sys
+
+    from tasks.params import check_model_fn_path, load_model_fn
+
+    package = tmp_path / "usermodels"
+    package.mkdir()
+    (package / "__init__.py").write_text("raise RuntimeError('package code ran')\n")
+    (package / "model.py").write_text(
+        "raise RuntimeError('module code ran')\n"
+        "if True:\n    def model_fn(features, labels, mode):\n        pass\n"
+        "try:\n    from x import other_fn\nexcept ImportError:\n    other_fn = None\n"
+    )
+    (package / "star.py").write_text("from os.path import *\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("usermodels.model:model_fn", "usermodels.model:other_fn", "usermodels.star:join"):
+        assert check_model_fn_path(name) == name
+    with pytest.raises(ValueError, match="has no callable 'missing'"):
+        check_model_fn_path("usermodels.model:missing")
+    with pytest.raises(ValueError, match="cannot import 'usermodels.model.deeper'"):
+        check_model_fn_path("usermodels.model.deeper:fn")
+    assert not any(name.startswith("usermodels") for name in sys.modules), "user code was run"
+    with pytest.raises(RuntimeError, match="package code ran"):  # importing it does run it
+        load_model_fn("usermodels.model:model_fn")
+
+
+def test_validating_pipeline_parameters_imports_neither_tensorflow_nor_the_model():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from tasks.params import PipelineParams; PipelineParams(); "
+        "print(sorted(m for m in ('tensorflow', 'examples.digits', 'prefect', 'mlflow') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_champion_gate():
+    from tasks.tracking.gate import Champion, decide
+
+    def gate(candidate, champion, higher=True, version=None):
+        return decide("heldout/accuracy", version, candidate, champion, higher)
+
+    assert gate(0.9, None).promote and gate(0.9, None).reason == "no champion yet"
+    better = gate(0.95, Champion("3", 0.93))
+    assert better.promote
+    assert better.reason == "heldout/accuracy 0.95 > 0.93 of champion version 3"
+    worse = gate(0.90, Champion("3", 0.93))
+    assert not worse.promote and "0.9 <= 0.93" in worse.reason
+    assert not gate(0.93, Champion("3", 0.93)).promote  # a tie keeps the champion
+    assert gate(0.2, Champion("3", 0.3), higher=False).promote  # a lower loss wins
+    assert not gate(None, Champion("3", 0.3)).promote
+    assert gate(0.5, Champion("3", None)).promote
+    assert gate(0.1, Champion("3", 0.9), version="3").promote  # a retry keeps its promotion
+
+
+def test_outbox_records_round_trip_and_old_records_still_read():
+    from tasks.tracking.records import (
+        ArtifactFile,
+        Batch,
+        DatasetRecord,
+        Inputs,
+        MetricRow,
+        Terminate,
+        from_json,
+        to_json,
+    )
+
+    records = [
+        Batch(
+            metrics=(MetricRow("heldout/loss", 0.5, 1000, 20, "m-1", "data/eval", "abc"),),
+            params={"a": "1"},
+            tags={"t": "x"},
+            files=(ArtifactFile("/tmp/f", "checkpoints"),),
+        ),
+        Inputs((DatasetRecord("data/eval", "abc", "/data", "evaluation", "{}", "{}"),)),
+        Terminate("FINISHED"),
+    ]
+    assert [from_json(to_json(r)) for r in records] == records
+    old_batch = {"op": "batch", "metrics": [["loss", 0.5, 1000, 1]], "files": [["/f", "c"]]}
+    assert from_json(old_batch) == Batch(
+        metrics=(MetricRow("loss", 0.5, 1000, 1),), files=(ArtifactFile("/f", "c"),)
+    )
+    old_inputs = {
+        "op": "inputs",
+        "datasets": [{"uri": "/d", "name": "n", "digest": "x", "context": "training"}],
+    }
+    assert from_json(old_inputs) == Inputs((DatasetRecord("n", "x", "/d", "training"),))
+    with pytest.raises(ValueError, match="unknown kind 'nope'"):
+        from_json({"op": "nope"})
+
+
+def test_artifact_keys_name_their_location():
+    from flows.artifacts import artifact_key
+
+    key = artifact_key("/home/a/checkout/runs/models/digits", "eval-results")
+    assert key.startswith("digits-") and key.endswith("-eval-results")
+    assert key != artifact_key("/home/b/checkout/runs/models/digits", "eval-results")
+    assert artifact_key("/x/My_Model/", "p") == artifact_key("/x/My_Model", "p")

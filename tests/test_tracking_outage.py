@@ -24,15 +24,17 @@ def server(tmp_path):
 
 @pytest.mark.fault
 def test_records_wait_out_an_outage_and_arrive_complete(prefect_api, server, tmp_path):
-    from flows.params import TrackingParams, TrainingParams
     from flows.train_and_evaluate import train_and_evaluate
-    from tasks import tracking
+    from tasks.params import TrackingParams, TrainingParams
+    from tasks.tracking.recorder import TrackingUndeliveredError
+    from tasks.tracking.runs import RunOrigin, start_or_resume_run
 
     write_digits_tfrecords(tmp_path / "data")
     settings = TrackingParams(
         tracking_uri=server.uri, experiment="outage", outbox_dir=str(tmp_path / "outbox")
     )
-    run_id = tracking.start_or_resume_run(settings, "flow-run-outage")
+    origin = RunOrigin("flow-run-outage", "outage", "f", None, "f.py:f", str(tmp_path))
+    run_id = start_or_resume_run(settings, origin).run_id
     server.stop()  # from here on, nothing reaches MLflow
 
     params = TrainingParams(
@@ -44,7 +46,7 @@ def test_records_wait_out_an_outage_and_arrive_complete(prefect_api, server, tmp
         run_config={"iterations_per_loop": 10, "log_step_count_steps": 10},
         eval_sets=[{"name": "heldout", "split": "eval"}],
     )
-    with pytest.raises(tracking.TrackingUndeliveredError, match="python -m tasks.tracking deliver"):
+    with pytest.raises(TrackingUndeliveredError, match="python -m tasks.tracking deliver"):
         train_and_evaluate(params, settings, run_id)
     assert os.path.exists(tmp_path / "model" / "model.ckpt-40.index"), "training did not go on"
     waiting = sorted(os.listdir(tmp_path / "outbox" / run_id))
@@ -75,7 +77,8 @@ def test_records_wait_out_an_outage_and_arrive_complete(prefect_api, server, tmp
     run = client.get_run(run_id)
     assert run.data.params["rounds.max_steps"] == "40"
     assert [m.step for m in client.get_metric_history(run_id, "heldout/loss")] == [20, 40]
-    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [10, 20, 30, 40]
+    minibatch_loss = client.get_metric_history(run_id, "training/minibatch_loss")
+    assert [m.step for m in minibatch_loss] == [10, 20, 30, 40]
     checkpoints = {a.path for a in client.list_artifacts(run_id, "checkpoints")}
     assert "checkpoints/model.ckpt-40.index" in checkpoints
     assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["data/train", "data/eval"]

@@ -1,33 +1,41 @@
 """A durable outbox for MLflow records, delivered from a background thread.
 
-Every record (a metrics/params batch, an artifact file, dataset inputs, the run's end) is first
-kept on disk: ``<outbox root>/<run id>/<n>.json`` (temp file, fsync, rename; an artifact's file
-is hard-linked beside it, or copied across file systems, since checkpoints may be deleted
-meanwhile). A :class:`Courier` thread then sends the records, oldest first, while the caller
-goes on training: a round never waits for the tracking server, and a remote server's latency
-costs training nothing. While the server is unreachable, records wait (the courier tries again
-every ``RETRY_AFTER_S`` seconds, or at once on ``flush``). A record leaves the outbox only after
-MLflow accepted it, so a killed process loses nothing: the next delivery (a resumed run, or
-``python -m tasks.tracking deliver``) sends what it left.
+Every record (:mod:`tasks.tracking.records`: a metrics/params/tags/files batch, dataset
+inputs, the run's end) is first kept on disk: ``<outbox root>/<run id>/<n>.json`` (temp file,
+fsync, rename; an artifact's file is hard-linked beside it, or copied across file systems,
+since checkpoints may be deleted meanwhile). A :class:`Courier` thread then sends the records,
+oldest first, while the caller goes on training: a round never waits for the tracking server,
+and a remote server's latency costs training nothing. While the server is unreachable, records
+wait (the courier tries again every ``RETRY_AFTER_S`` seconds, or at once on ``flush``). A
+record leaves the outbox only after MLflow accepted it, so a killed process loses nothing: the
+next delivery (a resumed run, or ``python -m tasks.tracking deliver``) sends what it left.
+
+Several couriers may serve one outbox (a pipeline's flow and its subflows, each with its own,
+or a delivery by hand while a run is live): file locks beside the run's folder let one of them
+deliver at a time and keep a record's number from being taken twice.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import fcntl
 import json
 import os
 import shutil
 import threading
 import time
 import warnings
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
 
-from mlflow.entities import DatasetInput, InputTag, Metric, Param
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from tasks.tracking.records import ArtifactFile, Batch, Inputs, Record, from_json, to_json
+
 RETRY_AFTER_S = 30.0
+LOCKS_FOLDER = ".locks"
 _OUTAGE_MARKERS = (
     "Max retries exceeded",
     "Connection refused",
@@ -56,72 +64,73 @@ def is_outage(err: BaseException) -> bool:
     return False
 
 
-def apply(client: MlflowClient, run_id: str, record: dict[str, Any]) -> None:
-    """Send one record to MLflow. A ``batch`` may hold metrics, params and artifact files
-    (``files``: ``[path, artifact_path]`` pairs), sent in that order; sending it again is
-    harmless (MLflow keeps one copy of a metric logged twice with the same timestamp, params
-    already logged are skipped, and an artifact is overwritten)."""
-    kind = record["op"]
-    if kind == "artifact":  # one file: the form outboxes written before "files" hold
-        record, kind = (
-            {"op": "batch", "files": [[record["path"], record["artifact_path"]]]},
-            "batch",
-        )
-    if kind == "batch":
-        metrics = [Metric(k, v, ts, step) for k, v, ts, step in record.get("metrics", [])]
-        params = record.get("params", {})
+def apply(client: MlflowClient, run_id: str, record: Record) -> None:
+    """Send one record to MLflow: a batch's metrics, params and tags, then its files. Sending it
+    again is harmless (MLflow keeps one copy of a metric logged twice with the same timestamp,
+    params already logged are skipped, tags and artifacts are overwritten)."""
+    if isinstance(record, Batch):
+        metrics = [
+            Metric(
+                m.key, m.value, m.timestamp_ms, m.step, m.model_id, m.dataset_name, m.dataset_digest
+            )
+            for m in record.metrics
+        ]
+        params = dict(record.params)
         if params:  # a retried record must not re-log a param (MLflow refuses changed values)
             logged = client.get_run(run_id).data.params
             params = {k: v for k, v in params.items() if k not in logged}
         param_list = [Param(k, v) for k, v in params.items()]
-        for start in range(0, max(len(metrics), len(param_list)), 100):
+        tags = [RunTag(k, v) for k, v in record.tags.items()]
+        for start in range(0, max(len(metrics), len(param_list), len(tags)), 100):
             client.log_batch(
                 run_id,
                 metrics=metrics[start : start + 100],
                 params=param_list[start : start + 100],
+                tags=tags[start : start + 100],
             )
-        for path, artifact_path in record.get("files", []):
-            client.log_artifact(run_id, path, artifact_path)
-    elif kind == "inputs":
-        from mlflow.data.meta_dataset import MetaDataset
-
+        for file in record.files:
+            client.log_artifact(run_id, file.path, file.artifact_path or None)
+    elif isinstance(record, Inputs):
         client.log_inputs(
             run_id,
             datasets=[
                 DatasetInput(
-                    MetaDataset(
-                        dataset_source(d["uri"]), name=d["name"], digest=d["digest"]
-                    )._to_mlflow_entity(),
-                    tags=[InputTag("mlflow.data.context", d["context"])],
+                    dataset_entity(d.source, d.name, d.digest, d.schema, d.profile),
+                    tags=[InputTag("mlflow.data.context", d.context)],
                 )
-                for d in record["datasets"]
+                for d in record.datasets
             ],
         )
-    elif kind == "terminate":
-        client.set_terminated(run_id, status=record["status"])
     else:
-        raise ValueError(f"outbox record of unknown kind {kind!r}")
+        client.set_terminated(run_id, status=record.status)
 
 
-def dataset_source(uri: str) -> Any:
-    """MLflow's dataset source for a path or URI."""
+def dataset_entity(
+    source: str, name: str, digest: str, schema: str | None, profile: str | None
+) -> Dataset:
+    """MLflow's Dataset entity of a path or URI, with its schema and profile (JSON)."""
     from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
 
     with warnings.catch_warnings():  # "can be interpreted in multiple ways": any will do
         warnings.simplefilter("ignore")
-        return resolve_dataset_source(uri)
+        config = MetaDataset(resolve_dataset_source(source), name=name, digest=digest).to_dict()
+    return Dataset(name, digest, config["source_type"], config["source"], schema, profile)
 
 
 class Outbox:
-    """The records of one MLflow run waiting in ``root/<run_id>/``."""
+    """The records of one MLflow run waiting in ``root/<run_id>/``.
+
+    Two file locks in ``root/.locks/`` make it safe to share between couriers, in one process
+    or several: ``<run_id>`` is held while a record is numbered or removed (briefly: a round's
+    post never waits for a delivery), ``<run_id>.delivery`` while records are being sent.
+    """
 
     def __init__(self, root: str, run_id: str) -> None:
+        self.root = root
         self.dir = os.path.join(root, run_id)
         self.run_id = run_id
         self.failed_at: float | None = None  # time of the last delivery the server missed
-        # put() numbers a record after those waiting: it must not interleave with deliver()
-        # removing a record's files or the emptied folder.
-        self._folder_lock = threading.Lock()
 
     def pending(self) -> list[str]:
         """The waiting records' files, oldest first."""
@@ -129,23 +138,27 @@ class Outbox:
             return []
         return sorted(n for n in os.listdir(self.dir) if n.endswith(".json"))
 
-    def put(self, record: dict[str, Any]) -> None:
+    def put(self, record: Record) -> None:
         """Keep ``record`` on disk, after every record already waiting (its artifact files
         linked, or copied, beside it)."""
-        with self._folder_lock:
+        with self._locked(self.run_id):
             os.makedirs(self.dir, exist_ok=True)
             names = self.pending()
             number = int(names[-1].split(".")[0]) + 1 if names else 1
-            record = dict(record)
-            if record.get("files"):
+            if isinstance(record, Batch) and record.files:
                 folder = os.path.join(self.dir, f"{number:08d}.files")
-                record["files"] = [
-                    [_link_or_copy(path, os.path.join(folder, str(index))), artifact_path]
-                    for index, (path, artifact_path) in enumerate(record["files"])
-                ]
+                record = dataclasses.replace(
+                    record,
+                    files=tuple(
+                        ArtifactFile(
+                            _link_or_copy(f.path, os.path.join(folder, str(i))), f.artifact_path
+                        )
+                        for i, f in enumerate(record.files)
+                    ),
+                )
             temp = os.path.join(self.dir, f".{number:08d}.json.tmp")
             with open(temp, "w") as f:
-                json.dump(record, f)
+                json.dump(to_json(record), f)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(temp, os.path.join(self.dir, f"{number:08d}.json"))
@@ -157,27 +170,45 @@ class Outbox:
         failed = self.failed_at
         if not wait and failed is not None and time.monotonic() - failed < RETRY_AFTER_S:
             return len(self.pending())
-        for name in self.pending():
-            path = os.path.join(self.dir, name)
-            with open(path) as f:
-                record = json.load(f)
-            try:
-                apply(client, self.run_id, record)
-            except Exception as err:
-                if not is_outage(err):
-                    raise RecordRefusedError(
-                        f"MLflow refused record {path} of run {self.run_id}: {err}. It stays "
-                        "first in the outbox; later records wait behind it."
-                    ) from err
-                self.failed_at = time.monotonic()
-                return len(self.pending())
-            with self._folder_lock:  # put() may reuse the number once the record is gone
-                os.remove(path)
-                shutil.rmtree(path[: -len(".json")] + ".files", ignore_errors=True)
-        self.failed_at = None
-        with self._folder_lock, contextlib.suppress(OSError):
-            os.rmdir(self.dir)  # fails, as it should, when a record arrived meanwhile
+        with self._locked(f"{self.run_id}.delivery"):
+            for name in self.pending():
+                path = os.path.join(self.dir, name)
+                with open(path) as f:
+                    record = from_json(json.load(f))
+                try:
+                    apply(client, self.run_id, record)
+                except Exception as err:
+                    if not is_outage(err):
+                        raise RecordRefusedError(
+                            f"MLflow refused record {path} of run {self.run_id}: {err}. It "
+                            "stays first in the outbox; later records wait behind it."
+                        ) from err
+                    self.failed_at = time.monotonic()
+                    return len(self.pending())
+                with self._locked(self.run_id):  # put() may reuse the number once it is gone
+                    os.remove(path)
+                    shutil.rmtree(path[: -len(".json")] + ".files", ignore_errors=True)
+            self.failed_at = None
+            with self._locked(self.run_id), contextlib.suppress(OSError):
+                os.rmdir(self.dir)  # fails, as it should, when a record arrived meanwhile
         return 0
+
+    @contextlib.contextmanager
+    def _locked(self, name: str) -> Iterator[None]:
+        folder = os.path.join(self.root, LOCKS_FOLDER)
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, name), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield  # closing the file releases the lock
+
+
+def runs_waiting(root: str) -> list[str]:
+    """The run ids that have an outbox folder under ``root``."""
+    if not os.path.isdir(root):
+        return []
+    return sorted(
+        n for n in os.listdir(root) if n != LOCKS_FOLDER and os.path.isdir(os.path.join(root, n))
+    )
 
 
 def _link_or_copy(path: str, folder: str) -> str:
@@ -226,7 +257,7 @@ class Courier:
         )
         self._thread.start()
 
-    def post(self, record: dict[str, Any]) -> None:
+    def post(self, record: Record) -> None:
         """Keep ``record`` on disk and have the thread send it."""
         self._raise_refusal()
         self.outbox.put(record)

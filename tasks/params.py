@@ -1,0 +1,364 @@
+"""Typed pipeline parameters: what a run prepares, trains, exports, and where it records it.
+
+The one module both layers read (flows take these as parameters, tasks as arguments); it
+imports only pydantic and :mod:`tasks.locations`, so validating parameters costs no TensorFlow
+import and runs none of the user's code. Prefect validates a flow run's parameters against
+these models before the flow starts, so a bad value fails the run up front with a message
+naming the field (e.g. ``training.eval_sets.1.steps: Input should be greater than 0``).
+Defaults reproduce the demo: the seed's digits classifier on scikit-learn's digits, two named
+evaluations, a registered model.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.machinery
+import os
+import sys
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tasks.locations import check_model_module, checked_location
+
+BUILT_IN_SOURCES = ("sklearn:digits",)
+
+
+class _Strict(BaseModel):
+    # An unknown key is a typo: refuse it instead of silently running with the default.
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DataPrepParams(_Strict):
+    """What to convert and how (see ``estimator_core.data.write_dataset`` for the semantics)."""
+
+    source: str = Field(
+        "sklearn:digits", description="a path, or one of " + ", ".join(BUILT_IN_SOURCES)
+    )
+    output_dir: str = Field(
+        "runs/data/digits", description="where the data set goes (a location every worker reaches)"
+    )
+    label: str | None = "digit"
+    splits: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "eval": 0.2})
+    seed: int = 0
+    split_key: str | None = None
+    shard_bytes: int = Field(128 << 20, gt=0)
+    num_shards: int | None = Field(None, ge=1)
+    compression: str | None = Field(None, pattern="^GZIP$")
+    on_bad_row: str = Field("error", pattern="^(error|skip)$")
+
+    @field_validator("splits")
+    @classmethod
+    def _fractions(cls, splits: dict[str, float]) -> dict[str, float]:
+        total = sum(splits.values())
+        if not splits or any(f <= 0 for f in splits.values()) or abs(total - 1) > 1e-6:
+            raise ValueError(f"split fractions must be positive and sum to 1, got {splits}")
+        return splits
+
+    @field_validator("source")
+    @classmethod
+    def _source_exists(cls, source: str) -> str:
+        if source in BUILT_IN_SOURCES:
+            return source
+        source = checked_location(source)
+        if "://" not in source and not os.path.exists(source):
+            raise ValueError(f"source {source!r} does not exist")
+        return source
+
+    @field_validator("output_dir")
+    @classmethod
+    def _location(cls, path: str) -> str:
+        return checked_location(path)
+
+
+class ModelSettings(_Strict):
+    """The user's model: ``model_fn`` as an import path ``package.module:function`` + params.
+
+    Validation finds the module's source and checks that it defines the name, without running
+    it (:func:`check_model_fn_path`); the module is imported where the model is built (the
+    training and export tasks). The import path is code execution: a deployment may restrict it
+    to an allowlist of modules (``tasks/locations.py``).
+    """
+
+    model_fn: str = Field("examples.digits:model_fn", description="package.module:function")
+    params: dict[str, Any] = Field(
+        default_factory=lambda: {"hidden_units": 64, "learning_rate": 0.01, "feature": "pixels"}
+    )
+
+    @field_validator("model_fn")
+    @classmethod
+    def _findable(cls, path: str) -> str:
+        return check_model_fn_path(path)
+
+
+def _split_model_fn_path(path: str) -> tuple[str, str]:
+    module_name, _, attribute = path.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"model_fn {path!r} must look like 'package.module:function'")
+    check_model_module(module_name)
+    return module_name, attribute
+
+
+def check_model_fn_path(path: str) -> str:
+    """``path`` when it names a module that exists and a name that module defines; ValueError
+    naming what is wrong. Runs none of the module's code: the module (and its packages) are
+    located with the import system's finders, and its source is parsed, not executed. A name
+    the source might bind in ways a parser cannot see (``from x import *``, a module
+    ``__getattr__``), or a module without Python source, passes: the import at training time
+    has the last word."""
+    module_name, attribute = _split_model_fn_path(path)
+    spec = _find_spec_without_running(module_name)
+    if spec is None:
+        raise ValueError(f"model_fn {path!r}: cannot import {module_name!r}: no such module")
+    bound = _binds(spec.origin) if (spec.origin or "").endswith(".py") else None
+    if bound is not None and attribute not in bound:
+        raise ValueError(f"model_fn {path!r}: {module_name} has no callable {attribute!r}")
+    return path
+
+
+def _find_spec_without_running(module_name: str) -> importlib.machinery.ModuleSpec | None:
+    # importlib.util.find_spec imports the parent packages (running their __init__); asking
+    # the finders one level at a time with the parent's search path does not.
+    search_path = None
+    spec = None
+    parts = module_name.split(".")
+    for depth in range(1, len(parts) + 1):
+        name = ".".join(parts[:depth])
+        loaded = sys.modules.get(name)
+        if loaded is not None:
+            spec = getattr(loaded, "__spec__", None)
+        else:
+            spec = next(
+                (
+                    found
+                    for finder in sys.meta_path
+                    if hasattr(finder, "find_spec")
+                    and (found := finder.find_spec(name, search_path)) is not None
+                ),
+                None,
+            )
+        if spec is None:
+            return None
+        search_path = spec.submodule_search_locations
+        if search_path is None and depth < len(parts):
+            return None  # a module, not a package: it has no submodules
+    return spec
+
+
+def _binds(source_path: str) -> set[str] | None:
+    """The names a module's top level binds (blocks of ``if``/``try``/``with``/``for``
+    included, function bodies not), or None when they cannot be known by reading it."""
+    try:
+        with open(source_path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), source_path)
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None  # the import at training time reports it
+    names: set[str] = set()
+    pending = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+            continue
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            if any(alias.name == "*" for alias in node.names):
+                return None
+            names |= {alias.asname or alias.name.split(".")[0] for alias in node.names}
+            continue
+        targets = [*getattr(node, "targets", []), getattr(node, "target", None)]
+        targets += [item.optional_vars for item in getattr(node, "items", [])]
+        names |= {
+            name.id
+            for target in targets
+            if target is not None
+            for name in ast.walk(target)
+            if isinstance(name, ast.Name)
+        }
+        for block in ("body", "orelse", "finalbody"):
+            pending += getattr(node, block, [])
+        pending += [
+            statement for handler in getattr(node, "handlers", []) for statement in handler.body
+        ]
+    return None if "__getattr__" in names else names
+
+
+def load_model_fn(path: str) -> Any:
+    """Import and return the callable named by ``package.module:function`` (this runs the
+    module's code); ValueError naming what is wrong."""
+    module_name, attribute = _split_model_fn_path(path)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"model_fn {path!r}: cannot import {module_name!r}: {err}") from err
+    model_fn = getattr(module, attribute, None)
+    if not callable(model_fn):
+        raise ValueError(f"model_fn {path!r}: {module_name} has no callable {attribute!r}")
+    return model_fn
+
+
+class RunSettings(_Strict):
+    """The ``RunConfig`` of training (see ``estimator_core.RunConfig`` for each field)."""
+
+    tf_random_seed: int | None = 42
+    save_summary_steps: int | None = Field(100, gt=0)
+    keep_checkpoint_max: int = Field(5, ge=0)
+    log_step_count_steps: int = Field(100, gt=0)
+    iterations_per_loop: int = Field(100, gt=0)
+    jit_compile: bool = False
+    mixed_precision: Literal["mixed_float16", "mixed_bfloat16"] | None = None
+
+
+class EvalSet(_Strict):
+    """One named evaluation: ``steps`` batches (None: the whole split) of ``split``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    split: str
+    steps: int | None = Field(None, gt=0)
+    batch_size: int = Field(256, gt=0)
+
+
+class EarlyStopping(_Strict):
+    """Stop when ``metric`` of eval ``eval_name`` has not improved for ``patience`` rounds."""
+
+    eval_name: str
+    metric: str = "loss"
+    mode: Literal["min", "max"] = "min"
+    patience: int = Field(3, gt=0)
+    min_delta: float = Field(0.0, ge=0)
+
+
+class TrainingParams(_Strict):
+    """What the train-and-evaluate flow does: rounds of ``round_steps`` until ``max_steps``."""
+
+    data_dir: str = Field("runs/data/digits", description="a data set written by prepare-data")
+    model_dir: str = Field("runs/models/digits", description="checkpoints, summaries, exports")
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    run_config: RunSettings = Field(default_factory=RunSettings)
+    train_split: str = "train"
+    batch_size: int = Field(32, gt=0)
+    shuffle_buffer: int = Field(10_000, gt=0)
+    round_steps: int = Field(200, gt=0)
+    max_steps: int = Field(1000, gt=0)
+    eval_sets: list[EvalSet] = Field(
+        default_factory=lambda: [
+            EvalSet(name="heldout", split="eval"),
+            EvalSet(name="train_sample", split="train", steps=4),
+        ],
+        min_length=1,
+    )
+    early_stopping: EarlyStopping | None = None
+
+    @field_validator("data_dir", "model_dir")
+    @classmethod
+    def _location(cls, path: str) -> str:
+        return checked_location(path)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainingParams:
+        names = [e.name for e in self.eval_sets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"eval_sets: names must be distinct, got {names}")
+        if self.early_stopping is not None and self.early_stopping.eval_name not in names:
+            raise ValueError(
+                f"early_stopping.eval_name {self.early_stopping.eval_name!r} is not one of the "
+                f"eval_sets {names}"
+            )
+        return self
+
+
+class ExportParams(_Strict):
+    """Export and registration: the SavedModel, its registry entry and the champion gate.
+
+    The new version gets ``candidate_alias``; it also gets ``champion_alias`` when its
+    ``gate_metric`` on eval ``gate_eval`` beats the current champion's (``higher_is_better``
+    says which way), or when there is no champion yet.
+    """
+
+    export_name: str = Field("serving", pattern=r"^[A-Za-z0-9_.-]+$")
+    registered_model_name: str | None = "digits-classifier"
+    candidate_alias: str = Field("candidate", pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    champion_alias: str = Field("champion", pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    gate_eval: str = "heldout"
+    gate_metric: str = "accuracy"
+    higher_is_better: bool = True
+
+
+class TrackingParams(_Strict):
+    """Where MLflow records the run, and what it records beside the metrics.
+
+    ``tracking_uri`` None: ``$MLFLOW_TRACKING_URI`` when set, else ``sqlite:///mlflow.db`` in
+    the working directory; a sqlite store keeps artifacts in ``mlartifacts/`` beside it.
+    ``ui_url``: the MLflow UI that links (in Prefect, in the printed summary) point at; None:
+    the tracking URI when it is an http(s) server, else ``http://127.0.0.1:5000``, where
+    ``mlflow ui`` serves a local store. ``checkpoints_to_log`` None logs every round's
+    checkpoint as it is written; k logs the latest k at the end of training. ``outbox_dir``:
+    where records wait, in order, while the server is unreachable. ``system_metrics``: sample
+    CPU, memory and (where present) GPU use every ``system_metrics_every_s`` seconds while
+    training (``system/*`` metrics).
+    Credentials never travel as parameters: MLflow reads ``MLFLOW_TRACKING_USERNAME`` /
+    ``MLFLOW_TRACKING_PASSWORD`` (or ``MLFLOW_TRACKING_TOKEN``) from the worker's environment,
+    or ``credentials_block`` names a Prefect Secret block holding them as JSON
+    (``{"username": …, "password": …}`` or ``{"token": …}``).
+    """
+
+    tracking_uri: str | None = None
+    ui_url: str | None = Field(None, pattern=r"^https?://")
+    experiment: str = "estimator-pipelines"
+    run_name: str | None = None
+    checkpoints_to_log: int | None = Field(None, ge=0)
+    outbox_dir: str = Field(
+        "mlflow-outbox", description="local disk where records wait while MLflow is unreachable"
+    )
+    credentials_block: str | None = Field(
+        None, description="a Prefect Secret block holding the MLflow credentials (JSON)"
+    )
+    system_metrics: bool = True
+    system_metrics_every_s: float = Field(10.0, ge=1)
+
+    @field_validator("outbox_dir")
+    @classmethod
+    def _location(cls, path: str) -> str:
+        return checked_location(path)
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _no_credentials(cls, uri: str | None) -> str | None:
+        if uri and "@" in uri.split("://", 1)[-1].split("/", 1)[0]:
+            raise ValueError(
+                "credentials do not belong in the tracking URI (parameters are shown in the "
+                "Prefect UI): set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD or "
+                "MLFLOW_TRACKING_TOKEN in the worker's environment"
+            )
+        return uri
+
+
+class PipelineParams(_Strict):
+    """The whole pipeline: data prep → train/evaluate rounds → export and registration.
+
+    ``stages``: ``in-process`` runs every stage as a subflow of this run (the embedded default);
+    ``deployments`` starts each stage's deployment (data prep and export on the CPU pool,
+    training on the GPU pool) with ``run_deployment`` and waits for it.
+    """
+
+    data: DataPrepParams = Field(default_factory=DataPrepParams)
+    training: TrainingParams = Field(default_factory=TrainingParams)
+    export: ExportParams = Field(default_factory=ExportParams)
+    tracking: TrackingParams = Field(default_factory=TrackingParams)
+    stages: Literal["in-process", "deployments"] = "in-process"
+
+    @model_validator(mode="after")
+    def _data_flows_into_training(self) -> PipelineParams:
+        prepared = self.data.output_dir
+        if prepared != self.training.data_dir:
+            raise ValueError(
+                f"training.data_dir ({self.training.data_dir}) must be data.output_dir "
+                f"({prepared}): training reads what data prep wrote"
+            )
+        splits = set(self.data.splits)
+        for needed in [self.training.train_split] + [e.split for e in self.training.eval_sets]:
+            if needed not in splits:
+                raise ValueError(f"split {needed!r} is not one of data.splits {sorted(splits)}")
+        if self.export.gate_eval not in {e.name for e in self.training.eval_sets}:
+            raise ValueError(f"export.gate_eval {self.export.gate_eval!r} is not an eval set name")
+        return self
