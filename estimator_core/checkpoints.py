@@ -12,7 +12,6 @@ import dataclasses
 import logging
 import os
 import re
-import time
 
 import tensorflow as tf
 
@@ -58,10 +57,11 @@ class Checkpointer:
             keep_checkpoint_every_n_hours=config.keep_checkpoint_every_n_hours,
             checkpoint_name=CHECKPOINT_NAME,
         )
-        self._every_steps = config.save_checkpoints_steps or None
-        self._every_secs = config.save_checkpoints_secs or None
-        self._last_save_time = time.time()
         self.loaded_path: str | None = None
+
+    @property
+    def model_dir(self) -> str:
+        return self._model_dir
 
     def latest(self) -> str | None:
         own = tf.train.latest_checkpoint(self._save_dir) if self._save_dir else None
@@ -84,7 +84,6 @@ class Checkpointer:
             ):
                 tf.io.gfile.rmtree(leftover)
             raise
-        self._last_save_time = time.time()
         self.loaded_path = path
         self._store.set_pending_checkpoint(None)
         return path
@@ -143,19 +142,6 @@ class Checkpointer:
     def holds_step(self, global_step: int) -> bool:
         """True when the weights in memory equal a saved checkpoint of ``global_step``."""
         return self.loaded_path is not None and checkpoint_step(self.loaded_path) == global_step
-
-    def next_save_step(self, global_step: int) -> int | None:
-        """The next step at which a steps-based policy saves (``None`` without one)."""
-        if self._every_steps is None:
-            return None
-        return (global_step // self._every_steps + 1) * self._every_steps
-
-    def save_due(self, global_step: int) -> bool:
-        if self._every_steps is not None:
-            return global_step % self._every_steps == 0
-        if self._every_secs is not None:
-            return time.time() - self._last_save_time >= self._every_secs
-        return False
 
     @property
     def checkpoint_paths(self) -> list[str]:
@@ -220,5 +206,14 @@ def _verify(path: str) -> None:
 
 
 def checkpoint_step(path: str) -> int:
-    """``.../model.ckpt-1200`` → 1200."""
-    return int(os.path.basename(path).rsplit("-", 1)[1])
+    """``.../model.ckpt-1200`` → 1200 (``ValueError`` for a path without a step)."""
+    try:
+        return int(os.path.basename(os.fspath(path)).rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        raise ValueError(f"checkpoint path {path!r} does not end in -<global step>") from None
+
+
+def latest_checkpoint_step(directory: str | os.PathLike) -> int | None:
+    """The global step of the latest checkpoint in ``directory``, or None when it has none."""
+    latest = tf.train.latest_checkpoint(os.fspath(directory))
+    return checkpoint_step(latest) if latest else None

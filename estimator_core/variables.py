@@ -23,6 +23,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+try:  # TF1's variable store, isolated per model_fn call (see VariableStore.model_fn_call)
+    from tensorflow.python.ops import variable_scope as _variable_scope
+except ImportError:  # pragma: no cover
+    _variable_scope = None
+
 KeyMap = Callable[[str], "str | None"]
 _NUMERIC_SUFFIX = re.compile(r"_\d+(?=$|/|_)")
 CHECKPOINT_ROOT = "variables"
@@ -83,7 +88,10 @@ class VariableStore:
         previous = getattr(self._calls, "state", None)
         self._calls.state = state
         try:
-            with tf.variable_creator_scope(self._creator):
+            # A fresh TF1 variable store per call: tf.compat.v1.get_variable then asks this
+            # store (through the creator) instead of finding its own variable of an earlier
+            # trace, or of another Estimator.
+            with _tf1_variable_store(), tf.variable_creator_scope(self._creator):
                 yield state
         finally:
             self._calls.state = previous
@@ -100,12 +108,13 @@ class VariableStore:
     def _creator(self, next_creator: Any, **kwargs: Any) -> tf.Variable:
         state = getattr(self._calls, "state", None)
         assert state is not None, "variable creator used outside model_fn_call"
-        key = state.key_for(kwargs.get("name") or "Variable")
+        key = state.key_for(kwargs.get("name") or "Variable", full_name=_from_get_variable(kwargs))
         local = _is_metric_accumulator(kwargs)
         store_key = f"{key}@{state.mode}" if local else key
         existing = self.variables.get(store_key)
         if existing is not None:
             state.used.append(existing)
+            _add_to_tf1_collections(existing, kwargs)
             return existing
         if not state.allow_creation:
             # Tracing may re-wrap the exception (autograph's StagingError): leave a mark too.
@@ -188,8 +197,10 @@ class _CallState:
         self._counts: dict[str, int] = {}
         self.used: list[tf.Variable] = []
 
-    def key_for(self, name: str) -> str:
-        scope = tf.get_current_name_scope()
+    def key_for(self, name: str, full_name: bool = False) -> str:
+        """The key of a variable named ``name`` (``full_name``: a TF1 variable-scope path,
+        which already holds the scopes)."""
+        scope = "" if full_name else tf.get_current_name_scope()
         full = f"{scope}/{name}" if scope else name
         if self._prefix and full.startswith(self._prefix):
             full = full[len(self._prefix) :]
@@ -205,6 +216,36 @@ class _CallState:
             if variable.trainable:
                 seen.setdefault(id(variable), variable)
         return list(seen.values())
+
+
+@contextlib.contextmanager
+def _tf1_variable_store() -> Iterator[None]:
+    if _variable_scope is None:  # a TensorFlow without these internals: TF1's own store
+        yield
+        return
+    with _variable_scope.with_variable_store(_variable_scope._VariableStore()):
+        yield
+
+
+def _from_get_variable(kwargs: dict[str, Any]) -> bool:
+    """True for a variable that ``tf.compat.v1.get_variable`` creates: its name is the full
+    variable-scope path (``dense/kernel``) and the name scope must not be added again."""
+    return "collections" in kwargs and "/" in (kwargs.get("name") or "")
+
+
+def _add_to_tf1_collections(variable: tf.Variable, kwargs: dict[str, Any]) -> None:
+    """Register a variable handed back to a TF1 creation (``get_variable``) in the current
+    graph's collections, as its creation would have: TF1 optimizers find their variables
+    there (``tf.compat.v1.trainable_variables()``)."""
+    if "collections" not in kwargs or tf.executing_eagerly():
+        return
+    graph = tf.compat.v1.get_default_graph()
+    keys = list(kwargs.get("collections") or [tf.compat.v1.GraphKeys.GLOBAL_VARIABLES])
+    if kwargs.get("trainable", True) and tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES not in keys:
+        keys.append(tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES)
+    for key in keys:
+        if not any(v is variable for v in graph.get_collection(key)):
+            graph.add_to_collection(key, variable)
 
 
 def _same_key(key: str) -> str:
