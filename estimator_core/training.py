@@ -141,8 +141,7 @@ def train_and_evaluate(
             "`estimator` must have type `tf.estimator.Estimator` (estimator_core.Estimator), "
             f"given {type(estimator).__name__}"
         )
-    single = isinstance(eval_spec, EvalSpec)
-    specs = [eval_spec] if single else list(eval_spec)
+    single, specs = _specs(eval_spec)
     _check_specs(train_spec, specs)
     config = estimator.config
     if config.task_type == EVALUATOR and config.task_id > 0:
@@ -287,8 +286,7 @@ def run_evaluator(
     give max_steps). A checkpoint deleted before it was read (``keep_checkpoint_max``) is
     logged and skipped. Returns the last results and exports, as :func:`train_and_evaluate`.
     """
-    single = isinstance(eval_spec, EvalSpec)
-    specs = [eval_spec] if single else list(eval_spec)
+    single, specs = _specs(eval_spec)
     _check_specs(train_spec, specs)
     state = {spec.name: _EvalState(spec, estimator, train_spec.max_steps) for spec in specs}
     time.sleep(min(spec.start_delay_secs for spec in specs))
@@ -310,6 +308,13 @@ def run_evaluator(
         if final:
             break
     return _result(state, single)
+
+
+def _specs(eval_spec: Any) -> tuple[bool, list[Any]]:
+    """(one EvalSpec given?, the EvalSpecs)."""
+    if isinstance(eval_spec, (list, tuple)):
+        return False, list(eval_spec)
+    return True, [eval_spec]
 
 
 def _check_specs(train_spec: TrainSpec, specs: list[EvalSpec]) -> None:
@@ -347,7 +352,12 @@ def _checked_hooks(hooks: Sequence[Any]) -> tuple[Any, ...]:
 def _checked_exporters(exporters: Any) -> tuple[Exporter, ...]:
     if exporters is None:
         return ()
-    exporters = (exporters,) if isinstance(exporters, Exporter) else tuple(exporters)
+    if isinstance(exporters, Exporter):
+        exporters = (exporters,)
+    elif isinstance(exporters, (list, tuple)):
+        exporters = tuple(exporters)
+    else:
+        raise TypeError(f"`exporters` must be an Exporter or a list of them, given {exporters!r}")
     names: set[str] = set()
     for exporter in exporters:
         if not isinstance(exporter, Exporter):

@@ -95,6 +95,7 @@ class VariableStore:
                 yield state
         finally:
             self._calls.state = previous
+            state.unregister_tf1_collections()
 
     def set_pending_checkpoint(
         self, reader: tf.train.CheckpointReader | None, source: KeyMap | None = None
@@ -114,7 +115,8 @@ class VariableStore:
         existing = self.variables.get(store_key)
         if existing is not None:
             state.used.append(existing)
-            _add_to_tf1_collections(existing, kwargs)
+            if not local:
+                state.register_tf1_collections(existing)
             return existing
         if not state.allow_creation:
             # Tracing may re-wrap the exception (autograph's StagingError): leave a mark too.
@@ -128,6 +130,8 @@ class VariableStore:
         if ckpt_key in self._pending_shapes:
             kwargs["initial_value"] = self._checkpoint_value(key, ckpt_key, kwargs)
         variable = next_creator(**kwargs)
+        if not local:
+            state.register_tf1_collections(variable)
         self.variables[store_key] = variable
         if not local:
             self.checkpointed[key] = variable
@@ -196,6 +200,7 @@ class _CallState:
         self._prefix = f"{name_scope}/" if name_scope else ""
         self._counts: dict[str, int] = {}
         self.used: list[tf.Variable] = []
+        self._registered: list[tuple[list[Any], tf.Variable]] = []
 
     def key_for(self, name: str, full_name: bool = False) -> str:
         """The key of a variable named ``name`` (``full_name``: a TF1 variable-scope path,
@@ -208,6 +213,33 @@ class _CallState:
         occurrence = self._counts.get(base, 0)
         self._counts[base] = occurrence + 1
         return f"{base}_{occurrence}" if occurrence else base
+
+    def register_tf1_collections(self, variable: tf.Variable) -> None:
+        """Put ``variable`` in the current graph's GLOBAL_VARIABLES (and TRAINABLE_VARIABLES)
+        collections for the rest of the call, as TF1 graph mode did: TF1 optimizers find
+        their variables there (``tf.compat.v1.trainable_variables()``). A traced function
+        writes these collections to the process-wide graph, so they are taken out again at the
+        end of the call (:meth:`unregister_tf1_collections`)."""
+        if tf.executing_eagerly():
+            return
+        graph = tf.compat.v1.get_default_graph()
+        keys = [tf.compat.v1.GraphKeys.GLOBAL_VARIABLES]
+        if variable.trainable:
+            keys.append(tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES)
+        for key in keys:
+            collection = graph.get_collection_ref(key)
+            if not any(v is variable for v in collection):
+                collection.append(variable)
+                self._registered.append((collection, variable))
+
+    def unregister_tf1_collections(self) -> None:
+        for collection, variable in reversed(self._registered):
+            # By identity: a variable's == is an element-wise comparison.
+            for i in range(len(collection) - 1, -1, -1):
+                if collection[i] is variable:
+                    del collection[i]
+                    break
+        self._registered = []
 
     def trainable_variables(self) -> list[tf.Variable]:
         """The trainable variables this call used, each once, in order of first use."""
@@ -231,21 +263,6 @@ def _from_get_variable(kwargs: dict[str, Any]) -> bool:
     """True for a variable that ``tf.compat.v1.get_variable`` creates: its name is the full
     variable-scope path (``dense/kernel``) and the name scope must not be added again."""
     return "collections" in kwargs and "/" in (kwargs.get("name") or "")
-
-
-def _add_to_tf1_collections(variable: tf.Variable, kwargs: dict[str, Any]) -> None:
-    """Register a variable handed back to a TF1 creation (``get_variable``) in the current
-    graph's collections, as its creation would have: TF1 optimizers find their variables
-    there (``tf.compat.v1.trainable_variables()``)."""
-    if "collections" not in kwargs or tf.executing_eagerly():
-        return
-    graph = tf.compat.v1.get_default_graph()
-    keys = list(kwargs.get("collections") or [tf.compat.v1.GraphKeys.GLOBAL_VARIABLES])
-    if kwargs.get("trainable", True) and tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES not in keys:
-        keys.append(tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES)
-    for key in keys:
-        if not any(v is variable for v in graph.get_collection(key)):
-            graph.add_to_collection(key, variable)
 
 
 def _same_key(key: str) -> str:

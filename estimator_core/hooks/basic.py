@@ -42,8 +42,15 @@ class LoggingTensorHook(SessionRunHook):
         at_end: bool = False,
         formatter: Callable[[dict[str, Any]], str] | None = None,
     ) -> None:
-        if not at_end and every_n_iter is None and every_n_secs is None:
-            raise ValueError("LoggingTensorHook: set every_n_iter, every_n_secs or at_end")
+        if (every_n_iter is None) == (every_n_secs is None) and not (
+            at_end and every_n_iter is None
+        ):
+            raise ValueError(
+                "LoggingTensorHook: Exactly one of every_n_iter and every_n_secs should be "
+                "provided (or at_end=True alone)."
+            )
+        if every_n_iter is not None and every_n_iter <= 0:
+            raise ValueError(f"LoggingTensorHook: Invalid every_n_iter={every_n_iter}.")
         self._tensors = dict(tensors) if isinstance(tensors, Mapping) else {t: t for t in tensors}
         self._timer = (
             None

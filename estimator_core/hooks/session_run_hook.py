@@ -16,6 +16,7 @@ returned as ``loss`` or as a predictions value may be given instead of its name.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import tensorflow as tf
@@ -105,6 +106,10 @@ class CheckpointSaverListener(_TF_LISTENER):
 
     A subclass of ``tf.compat.v1.train.CheckpointSaverListener``; the Estimator also takes
     listeners that subclass TF's class directly, or any object with its four methods.
+
+    TF2 addition, optional: a listener with a method ``next_save_step(global_step) -> int |
+    None`` gets a checkpoint at the step it returns (the next one it needs, > ``global_step``;
+    None: RunConfig's saves will do), besides RunConfig's policy.
     """
 
     def begin(self) -> None:
@@ -118,14 +123,6 @@ class CheckpointSaverListener(_TF_LISTENER):
 
     def end(self, session: Any, global_step_value: int) -> None:
         """Called once at the end of a train() call that ended normally, after its last save."""
-
-    def next_save_step(self, global_step: int) -> int | None:
-        """The next global step (> ``global_step``) at which this listener needs a checkpoint.
-
-        TF2 addition: the Estimator saves there too, besides its ``RunConfig`` policy (None:
-        the policy's saves will do).
-        """
-        return None
 
 
 def is_session_run_hook(value: Any) -> bool:
@@ -147,14 +144,18 @@ def trigger_step(hook: Any, global_step: int) -> int | None:
     overrides ``before_run``/``after_run`` (a TF1 hook sees every step), else None."""
     method = getattr(hook, "next_trigger_step", None)
     if callable(method):
-        return method(global_step)
+        step = method(global_step)
+        if step is None or isinstance(step, numbers.Integral):
+            return step
+        return global_step + 1  # not a step (a test double): every step is always right
     return global_step + 1 if _overrides_run_methods(hook) else None
 
 
 def listener_save_step(listener: Any, global_step: int) -> int | None:
     """``listener.next_save_step(global_step)``, or None for a listener without it."""
     method = getattr(listener, "next_save_step", None)
-    return method(global_step) if callable(method) else None
+    step = method(global_step) if callable(method) else None
+    return step if isinstance(step, numbers.Integral) else None
 
 
 def _overrides_run_methods(hook: Any) -> bool:
