@@ -12,11 +12,12 @@ import dataclasses
 import logging
 import os
 import re
+from typing import Any
 
 import tensorflow as tf
 
 from estimator_core.run_config import RunConfig
-from estimator_core.variables import VariableStore
+from estimator_core.variables import CHECKPOINT_ROOT, VariableStore, checkpoint_key
 
 logger = logging.getLogger("estimator_core")
 
@@ -203,6 +204,39 @@ def _verify(path: str) -> None:
             reader.get_tensor(key)
         except (IndexError, tf.errors.OpError) as err:  # IndexError: a truncated data file
             raise ValueError(f"tensor {key!r} unreadable: {err}") from err
+
+
+def variable_names(reader: tf.train.CheckpointReader) -> list[str]:
+    """The Estimator's names of the variables in a checkpoint (``global_step`` among them)."""
+    names = []
+    suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
+    for key in reader.get_variable_to_shape_map():
+        if key == GLOBAL_STEP_KEY:
+            names.append("global_step")
+        elif key.startswith(CHECKPOINT_ROOT + "/") and key.endswith(suffix):
+            names.append(_unescape(key[len(CHECKPOINT_ROOT) + 1 : -len(suffix)]))
+    return sorted(names)
+
+
+def variable_value(reader: tf.train.CheckpointReader, name: str, path: str | None) -> Any:
+    """The value of variable ``name`` (see :func:`variable_names`) in checkpoint ``path``."""
+    key = GLOBAL_STEP_KEY if name == "global_step" else checkpoint_key(name)
+    if not reader.has_tensor(key):
+        raise ValueError(f"variable {name!r} is not in checkpoint {path}")
+    return reader.get_tensor(key)
+
+
+def _unescape(escaped: str) -> str:
+    """Undo the object-name escaping of :func:`~estimator_core.variables.checkpoint_key`."""
+    out, i = [], 0
+    while i < len(escaped):
+        if escaped[i] == "." and i + 1 < len(escaped):
+            out.append("/" if escaped[i + 1] == "S" else escaped[i + 1])
+            i += 2
+        else:
+            out.append(escaped[i])
+            i += 1
+    return "".join(out)
 
 
 def checkpoint_step(path: str) -> int:
