@@ -6,12 +6,13 @@ call, evaluations at checkpoints) and a loop that trains in rounds, one
 
     schedule = EvalSchedule(every_n_steps=200, max_steps=1000)
     rule = early_stopping.NoImprovement("loss", patience_evals=3)
-    step = latest checkpoint's step (0 without one)
+    step = checkpoints.latest_checkpoint_step(model_dir) or 0
     while not schedule.finished(step):
-        step = estimator.train(input_fn, max_steps=schedule.next_stop(step))
-                        .get_global_step_value()
-        results = estimator.evaluate(eval_input_fn, name="heldout")
-        if stopped early (step < the target) or rule.should_stop(history of "heldout"):
+        target = schedule.next_stop(step)
+        step = estimator.train(input_fn, max_steps=target).get_global_step_value()
+        estimator.evaluate(eval_input_fn, name="heldout")
+        history = eval_history.read_eval_history(estimator.eval_dir("heldout"))
+        if step < target or rule.should_stop(history):   # the input ended, or no improvement
             break
 """
 
