@@ -8,38 +8,41 @@ happened. The TF2 backend (:mod:`estimator_core.function_backend`) traces model_
 loop's values; a TF1 graph backend runs model_fn in a ``tf.compat.v1.Graph`` and ``session.run``s
 the fetches (graph tensors, ops or names) in the same run as the steps.
 
-Fetch requests: one entry per hook, in hook order, each the ``SessionRunArgs`` the hook's
-``before_run`` returned, or None. ``LoopResult.fetched`` holds, for each entry, the values of
-its ``fetches`` at the loop's last step, in their structure (None for a None entry). A backend
-that cannot honour a request (a ``feed_dict`` without feeds, an unknown name) raises
-``ValueError``/``KeyError`` naming it.
+Fetch requests (``requests``): one entry per hook, in hook order, each the ``SessionRunArgs``
+the hook's ``before_run`` returned, or None. ``LoopResult.hook_values`` holds, for each entry,
+a ``SessionRunValues`` of its ``fetches`` at the loop's last step, in their structure (None for
+a None entry). A backend that cannot honour a request (a ``feed_dict`` without feeds, an
+unknown name) raises ``ValueError``/``KeyError`` naming it. Every hook method is called inside
+:meth:`ModelFnBackend.hook_scope` (a graph backend makes its graph the default there).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import tensorflow as tf
 
 from estimator_core.export.serving import ServingInputReceiver
+from estimator_core.hooks import SessionRunValues
 from estimator_core.spec import EstimatorSpec
 from estimator_core.variables import VariableStore
 
 
 class LoopResult(NamedTuple):
-    """What one call of :meth:`ModelFnBackend.train`, ``evaluate`` or ``predict`` did.
+    """What one call of :meth:`ModelFnBackend.train` or :meth:`ModelFnBackend.evaluate` did.
 
-    ``steps``: steps (batches) run: fewer than asked when the input ended or, in TRAIN mode,
-    after a step whose loss is not finite. ``fetched``: the hooks' fetches at the last step, one
-    entry per request (see the module docstring). ``outputs`` (``predict`` only): the PREDICT
-    spec's ``predictions`` of each batch, as numpy, each output whole per batch.
+    ``steps``: steps run (fewer than asked when the input ended or, in TRAIN mode, after a step
+    whose loss is not finite). ``values``: ``loss`` and the predictions (a dict key, or
+    ``predictions`` for a single tensor) at the last step run, as numpy arrays.
+    ``hook_values``: the hooks' fetches at the last step, one per request (module docstring).
     """
 
     steps: int
-    fetched: list[Any]
-    outputs: list[Any] | None = None
+    values: dict[str, Any]
+    hook_values: list[SessionRunValues | None] | None = None
 
 
 class ModelFnBackend(abc.ABC):
@@ -47,8 +50,17 @@ class ModelFnBackend(abc.ABC):
 
     store: VariableStore
     global_step: tf.Variable
-    #: What hooks get as ``session`` (``after_create_session``, ``end``, ``run_context.session``).
-    session: Any = None
+
+    def session(self, mode: str) -> Any:
+        """The session hooks receive in ``mode`` (``after_create_session``, ``end``,
+        ``run_context.session``); None where there is none (the function backend)."""
+        return None
+
+    @contextlib.contextmanager
+    def hook_scope(self, mode: str, hook: Any) -> Iterator[None]:
+        """Where ``hook``'s methods run in ``mode`` (a graph backend: with its graph as the
+        default graph). The function backend: anywhere."""
+        yield
 
     def make_iterator(self, dataset: tf.data.Dataset, mode: str) -> Any:
         """The iterator over ``dataset`` that :meth:`train` / :meth:`evaluate` / :meth:`predict`
@@ -92,10 +104,13 @@ class ModelFnBackend(abc.ABC):
         """The streaming metrics' values: each ``eval_metric_ops`` entry, and ``loss``."""
 
     @abc.abstractmethod
-    def predict(self, iterator: Any, num_batches: int, requests: Sequence[Any] = ()) -> LoopResult:
-        """PREDICT-mode ``predictions`` for up to ``num_batches`` batches (``outputs``).
-
-        Fewer at the end of the input; ``tf.errors.OutOfRangeError`` when there is none.
+    def predict(
+        self, iterator: Any, num_batches: int, requests: Sequence[Any] = ()
+    ) -> tuple[list[Any], list[SessionRunValues | None]]:
+        """PREDICT-mode ``predictions`` (numpy) for up to ``num_batches`` batches, one per
+        batch with each output whole (whatever its first dimension), and the hooks' values at
+        the last batch. Fewer at the end of the input; ``tf.errors.OutOfRangeError`` when
+        there is none.
         """
 
     @abc.abstractmethod

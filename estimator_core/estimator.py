@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from estimator_core import hooks as hooks_lib
-from estimator_core.backend import ModelFnBackend
+from estimator_core.backend import LoopResult, ModelFnBackend
 from estimator_core.checkpoints import (
     Checkpointer,
     WarmStartSettings,
@@ -372,15 +372,17 @@ class Estimator:
         loop = HookedLoop(self._backend, ModeKeys.PREDICT, hooks=hooks)
         loop.begin(self._global_step())
         batches_per_call = 1 if loop.hooks else self._config.iterations_per_loop
+        batches: list[Any] = []
+
+        def run(requests: list[Any]) -> LoopResult:
+            batches[:], hook_values = self._backend.predict(iterator, batches_per_call, requests)
+            return LoopResult(len(batches), {}, hook_values)
+
         while True:
-            result, stop = loop.run(
-                lambda requests: self._backend.predict(iterator, batches_per_call, requests),
-                batches_per_call,
-                self._global_step,
-            )
+            result, stop = loop.run(run, batches_per_call, self._global_step)
             if result is None:
                 break
-            for batch in result.outputs:
+            for batch in batches:
                 predictions = select_keys(batch, keys)
                 if yield_single_examples:
                     yield from single_examples(predictions)

@@ -35,6 +35,7 @@ from tensorflow.python.framework import ops as _tf_ops  # the gradient registry:
 from estimator_core.backend import LoopResult, ModelFnBackend
 from estimator_core.distribute import placeholder_element
 from estimator_core.export.serving import ServingInputReceiver
+from estimator_core.hooks import SessionRunValues
 from estimator_core.mode_keys import ModeKeys
 from estimator_core.model_fn import ModelFn, split_element
 from estimator_core.spec import EstimatorSpec
@@ -215,7 +216,9 @@ class FunctionBackend(ModelFnBackend):
         self.prepare(ModeKeys.EVAL, iterator, infinite)
         return self._run(ModeKeys.EVAL, iterator, num_steps, infinite, requests)
 
-    def predict(self, iterator: Any, num_batches: int, requests: Sequence[Any] = ()) -> LoopResult:
+    def predict(
+        self, iterator: Any, num_batches: int, requests: Sequence[Any] = ()
+    ) -> tuple[list[Any], list[SessionRunValues | None]]:
         _check_no_feeds(requests)
         self.prepare(ModeKeys.PREDICT, iterator)
         with global_step_scope(self.global_step):
@@ -236,8 +239,7 @@ class FunctionBackend(ModelFnBackend):
         last = outputs[-1]
         values = dict(last) if isinstance(last, dict) else {"predictions": last}
         values["global_step"] = self.global_step.numpy()
-        spec = self._specs[ModeKeys.PREDICT]
-        return LoopResult(count, _resolve_all(requests, values, spec), outputs)
+        return outputs, _resolve_all(requests, values, self._specs[ModeKeys.PREDICT])
 
     def reset_metrics(self) -> None:
         self._eval_loss.reset_state()
@@ -296,7 +298,8 @@ class FunctionBackend(ModelFnBackend):
             steps, values = loop(iterator, tf.constant(num_steps, tf.int64), bool(infinite))
         values = {name: np.asarray(v) for name, v in values.items()}
         values["global_step"] = self.global_step.numpy()
-        return LoopResult(int(steps), _resolve_all(requests, values, self._specs.get(mode)))
+        hook_values = _resolve_all(requests, values, self._specs.get(mode))
+        return LoopResult(int(steps), values, hook_values)
 
     def _loop(
         self,
@@ -680,7 +683,7 @@ def _check_no_feeds(requests: Sequence[Any]) -> None:
 
 def _resolve_all(
     requests: Sequence[Any], values: dict[str, Any], spec: EstimatorSpec | None
-) -> list[Any]:
+) -> list[SessionRunValues | None]:
     """Each request's fetches, looked up in ``values`` by name, or by identity for the tensors
     model_fn returned as ``loss`` or predictions."""
     by_identity: dict[int, str] = {}
@@ -702,7 +705,7 @@ def _resolve_all(
         return values[name]
 
     return [
-        None if r is None or r.fetches is None else tf.nest.map_structure(lookup, r.fetches)
+        None if r is None else SessionRunValues(tf.nest.map_structure(lookup, r.fetches))
         for r in requests
     ]
 

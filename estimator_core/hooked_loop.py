@@ -76,19 +76,24 @@ class HookedLoop:
         """One compiled loop of ``num_steps`` between the hooks' before_run and after_run.
 
         ``run(requests)`` runs the loop with each hook's ``SessionRunArgs`` (or None) and
-        returns their fetched values. Returns ``(result, stop)``: ``stop`` is ``"hook"`` when a
+        returns a :class:`~estimator_core.backend.LoopResult` with their values. Returns ``(result, stop)``: ``stop`` is ``"hook"`` when a
         hook requested a stop, ``"input"`` when the input ended, else None; ``result`` is None
         when the input ended before the loop's first step (no after_run then).
         """
-        context = SessionRunContext(session=self._backend.session)
+        context = SessionRunContext(session=self._backend.session(self._mode))
         hooks = self.hooks
-        requests = [hook.before_run(context) for hook in hooks]
+        requests = []
+        for hook in hooks:
+            with self._backend.hook_scope(self._mode, hook):
+                requests.append(hook.before_run(context))
         try:
             result = run(requests)
         except tf.errors.OutOfRangeError:
             return None, "input"
-        for hook, request, fetched in zip(hooks, requests, result.fetched, strict=True):
-            hook.after_run(context, SessionRunValues(None if request is None else fetched))
+        hook_values = result.hook_values or [None] * len(hooks)
+        for hook, values in zip(hooks, hook_values, strict=True):
+            with self._backend.hook_scope(self._mode, hook):
+                hook.after_run(context, values if values is not None else SessionRunValues(None))
         self._global_step = global_step()
         self._join_spec_hooks()
         if context.stop_requested:
@@ -97,8 +102,10 @@ class HookedLoop:
 
     def end(self) -> None:
         """``end(session)`` of every hook (only for a call that ended normally, as in TF1)."""
+        session = self._backend.session(self._mode)
         for hook in self.hooks:
-            hook.end(self._backend.session)
+            with self._backend.hook_scope(self._mode, hook):
+                hook.end(session)
 
     def _join_spec_hooks(self) -> None:
         if self._spec_hooks is not None:
@@ -117,11 +124,13 @@ class HookedLoop:
         self._start(chief + trailing)
 
     def _start(self, hooks: list[Any]) -> None:
-        session = self._backend.session
         for hook in hooks:
-            hook.begin()
+            with self._backend.hook_scope(self._mode, hook):
+                hook.begin()
+        session = self._backend.session(self._mode)
         for hook in hooks:
-            hook.after_create_session(session, None)
-            start_at = getattr(hook, "start_at", None)
-            if callable(start_at):
-                start_at(self._global_step)
+            with self._backend.hook_scope(self._mode, hook):
+                hook.after_create_session(session, None)
+                start_at = getattr(hook, "start_at", None)
+                if callable(start_at):
+                    start_at(self._global_step)
