@@ -125,13 +125,25 @@ def is_tensor(value: Any) -> bool:
     return isinstance(value, tf.__internal__.types.Tensor)
 
 
+_REQUIRED = {
+    "train_op": ((ModeKeys.TRAIN,), "an update op, a Keras optimizer or a callable train_op(tape)"),
+    "loss": ((ModeKeys.TRAIN, ModeKeys.EVAL), "a float tensor of one element"),
+    "predictions": ((ModeKeys.PREDICT,), "a tensor or a dict of tensors"),
+}
+
+
+def _missing(field: str, value: Any, mode: str | None) -> bool:
+    """True when ``value`` is None; ``ValueError`` when ``mode`` requires ``field``."""
+    if value is not None:
+        return False
+    modes, what = _REQUIRED[field]
+    if mode in modes:
+        raise ValueError(f"Missing {field}. EstimatorSpec(mode={mode!r}) needs {field}: {what}.")
+    return True
+
+
 def _validate_train_op(mode: str | None, train_op: Any) -> Any:
-    if train_op is None:
-        if mode == ModeKeys.TRAIN:
-            raise ValueError(
-                "Missing train_op. EstimatorSpec(mode='train') needs a train_op: an update "
-                "op, a Keras optimizer or a callable train_op(tape)."
-            )
+    if _missing("train_op", train_op, mode):
         return None
     if isinstance(train_op, (tf.Operation, keras.optimizers.Optimizer)) or is_tensor(train_op):
         return train_op
@@ -153,11 +165,7 @@ def _validate_train_op(mode: str | None, train_op: Any) -> Any:
 
 
 def _validate_loss(mode: str | None, loss: Any) -> Any:
-    if loss is None:
-        if mode in (ModeKeys.TRAIN, ModeKeys.EVAL):
-            raise ValueError(
-                f"Missing loss. EstimatorSpec(mode={mode!r}) needs a loss in TRAIN and EVAL mode."
-            )
+    if _missing("loss", loss, mode):
         return None
     if not is_tensor(loss):
         raise TypeError(f"loss must be Tensor, given: {loss!r} ({type(loss).__name__})")
@@ -170,12 +178,7 @@ def _validate_loss(mode: str | None, loss: Any) -> Any:
 
 
 def _validate_predictions(mode: str | None, predictions: Any) -> Any:
-    if predictions is None:
-        if mode == ModeKeys.PREDICT:
-            raise ValueError(
-                "Missing predictions. EstimatorSpec(mode='infer') needs predictions: a tensor "
-                "or a dict of tensors."
-            )
+    if _missing("predictions", predictions, mode):
         return None
     if isinstance(predictions, dict):
         for key, value in predictions.items():
