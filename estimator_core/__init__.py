@@ -5,11 +5,13 @@
 ``est.get_global_step()`` for use inside model_fn. Pure TensorFlow: no orchestration or tracking.
 """
 
-from estimator_core import early_stopping, export, exporters, metrics
+from estimator_core import early_stopping, export, exporters, metrics, schedule
 from estimator_core.checkpoints import WarmStartSettings
 from estimator_core.estimator import Estimator
 from estimator_core.hooks import (
+    CheckpointSaverHook,
     CheckpointSaverListener,
+    FeedFnHook,
     FinalOpsHook,
     GlobalStepWaiterHook,
     InMemoryEvaluatorHook,
@@ -27,6 +29,7 @@ from estimator_core.hooks import (
 )
 from estimator_core.mode_keys import ModeKeys
 from estimator_core.run_config import RunConfig
+from estimator_core.schedule import EvalSchedule
 from estimator_core.spec import EstimatorSpec
 from estimator_core.training import (
     EvalSpec,
@@ -39,10 +42,13 @@ from estimator_core.training_util import get_global_step
 from estimator_core.variables import VariableMismatchError
 
 __all__ = [
+    "CheckpointSaverHook",
     "CheckpointSaverListener",
     "Estimator",
     "EstimatorSpec",
+    "EvalSchedule",
     "EvalSpec",
+    "FeedFnHook",
     "FinalOpsHook",
     "GlobalStepWaiterHook",
     "InMemoryEvaluatorHook",
@@ -70,5 +76,6 @@ __all__ = [
     "get_global_step",
     "metrics",
     "run_evaluator",
+    "schedule",
     "train_and_evaluate",
 ]

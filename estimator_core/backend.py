@@ -1,21 +1,32 @@
 """How a model_fn is executed: the one interface between the Estimator and TensorFlow.
 
-The Estimator owns the outer loop (checkpoints, hooks, summaries of results, stopping); a
-backend runs model_fn in one mode for a number of steps and reports what happened. The TF2
-backend (:mod:`estimator_core.function_backend`) traces model_fn into ``tf.function`` loops;
-a later backend may run TF1-style model_fns in a ``tf.compat.v1`` graph behind the same methods.
+The Estimator owns the outer loop (checkpoints, hooks, summaries of results, stopping; the
+hooks' methods are all called by :class:`estimator_core.hooked_loop.HookedLoop`); a backend runs
+model_fn in one mode for a number of steps, fetches what the hooks asked for, and reports what
+happened. The TF2 backend (:mod:`estimator_core.function_backend`) traces model_fn into
+``tf.function`` loops and resolves fetches (names, or the tensors model_fn returned) from the
+loop's values; a TF1 graph backend runs model_fn in a ``tf.compat.v1.Graph`` and ``session.run``s
+the fetches (graph tensors, ops or names) in the same run as the steps.
+
+Fetch requests (``requests``): one entry per hook, in hook order, each the ``SessionRunArgs``
+the hook's ``before_run`` returned, or None. ``LoopResult.hook_values`` holds, for each entry,
+a ``SessionRunValues`` of its ``fetches`` at the loop's last step, in their structure (None for
+a None entry). A backend that cannot honour a request (a ``feed_dict`` without feeds, an
+unknown name) raises ``ValueError``/``KeyError`` naming it. Every hook method is called inside
+:meth:`ModelFnBackend.hook_scope` (a graph backend makes its graph the default there).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
-import numpy as np
 import tensorflow as tf
 
 from estimator_core.export.serving import ServingInputReceiver
+from estimator_core.hooks import SessionRunValues
 from estimator_core.spec import EstimatorSpec
 from estimator_core.variables import VariableStore
 
@@ -23,13 +34,15 @@ from estimator_core.variables import VariableStore
 class LoopResult(NamedTuple):
     """What one call of :meth:`ModelFnBackend.train` or :meth:`ModelFnBackend.evaluate` did.
 
-    ``steps``: steps run (fewer than asked when the input ended or the loss stopped being finite).
-    ``values``: ``loss`` and the predictions (a dict key, or ``predictions`` for a single tensor)
-    at the last step run, as numpy arrays.
+    ``steps``: steps run (fewer than asked when the input ended or, in TRAIN mode, after a step
+    whose loss is not finite). ``values``: ``loss`` and the predictions (a dict key, or
+    ``predictions`` for a single tensor) at the last step run, as numpy arrays.
+    ``hook_values``: the hooks' fetches at the last step, one per request (module docstring).
     """
 
     steps: int
-    values: dict[str, np.ndarray]
+    values: dict[str, Any]
+    hook_values: list[SessionRunValues | None] | None = None
 
 
 class ModelFnBackend(abc.ABC):
@@ -37,6 +50,17 @@ class ModelFnBackend(abc.ABC):
 
     store: VariableStore
     global_step: tf.Variable
+
+    def session(self, mode: str) -> Any:
+        """The session hooks receive in ``mode`` (``after_create_session``, ``end``,
+        ``run_context.session``); None where there is none (the function backend)."""
+        return None
+
+    @contextlib.contextmanager
+    def hook_scope(self, mode: str, hook: Any) -> Iterator[None]:
+        """Where ``hook``'s methods run in ``mode`` (a graph backend: with its graph as the
+        default graph). The function backend: anywhere."""
+        yield
 
     def make_iterator(self, dataset: tf.data.Dataset, mode: str) -> Any:
         """The iterator over ``dataset`` that :meth:`train` / :meth:`evaluate` / :meth:`predict`
@@ -51,18 +75,24 @@ class ModelFnBackend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def train(self, iterator: Any, num_steps: int, infinite: bool = False) -> LoopResult:
+    def train(
+        self, iterator: Any, num_steps: int, infinite: bool = False, requests: Sequence[Any] = ()
+    ) -> LoopResult:
         """Run up to ``num_steps`` (>= 1) TRAIN steps on batches from ``iterator``.
 
         ``infinite``: the input never ends (a repeated dataset), so end-of-input checks can go.
+        ``requests``: the hooks' fetch requests (module docstring).
 
-        Each step calls model_fn, applies its ``train_op`` and adds one to ``global_step``.
-        Stops early at the end of the input or after a step whose loss is not finite.
+        Each step calls model_fn and applies its ``train_op``; the global step advances by one,
+        unless the step itself moved it (a TF1 train_op that increments it: then by what it
+        did). Stops early at the end of the input or after a step whose loss is not finite.
         Raises ``tf.errors.OutOfRangeError`` if the input has no batch at all.
         """
 
     @abc.abstractmethod
-    def evaluate(self, iterator: Any, num_steps: int, infinite: bool = False) -> LoopResult:
+    def evaluate(
+        self, iterator: Any, num_steps: int, infinite: bool = False, requests: Sequence[Any] = ()
+    ) -> LoopResult:
         """Run up to ``num_steps`` (>= 1) EVAL steps, updating the streaming metrics."""
 
     @abc.abstractmethod
@@ -70,14 +100,17 @@ class ModelFnBackend(abc.ABC):
         """Zero the streaming metrics (``eval_metric_ops`` and the mean loss)."""
 
     @abc.abstractmethod
-    def metric_results(self) -> dict[str, np.ndarray]:
+    def metric_results(self) -> dict[str, Any]:
         """The streaming metrics' values: each ``eval_metric_ops`` entry, and ``loss``."""
 
     @abc.abstractmethod
-    def predict(self, iterator: Any, num_batches: int) -> list[Any]:
-        """PREDICT-mode ``predictions`` (numpy) for up to ``num_batches`` batches, one per batch.
-
-        Fewer (or none) at the end of the input.
+    def predict(
+        self, iterator: Any, num_batches: int, requests: Sequence[Any] = ()
+    ) -> tuple[list[Any], list[SessionRunValues | None]]:
+        """PREDICT-mode ``predictions`` (numpy) for up to ``num_batches`` batches, one per
+        batch with each output whole (whatever its first dimension), and the hooks' values at
+        the last batch. Fewer at the end of the input; ``tf.errors.OutOfRangeError`` when
+        there is none.
         """
 
     @abc.abstractmethod

@@ -19,12 +19,12 @@ import dataclasses
 import logging
 import os
 import re
-import time
+from typing import Any
 
 import tensorflow as tf
 
 from estimator_core.run_config import RunConfig
-from estimator_core.variables import VariableStore
+from estimator_core.variables import CHECKPOINT_ROOT, VariableStore, checkpoint_key
 
 logger = logging.getLogger("estimator_core")
 
@@ -71,10 +71,11 @@ class Checkpointer:
             keep_checkpoint_every_n_hours=config.keep_checkpoint_every_n_hours,
             checkpoint_name=CHECKPOINT_NAME,
         )
-        self._every_steps = config.save_checkpoints_steps or None
-        self._every_secs = config.save_checkpoints_secs or None
-        self._last_save_time = time.time()
         self.loaded_path: str | None = None
+
+    @property
+    def model_dir(self) -> str:
+        return self._model_dir
 
     def latest(self) -> str | None:
         """The checkpoint to resume from (None: there is none). Raises ``ValueError`` when
@@ -99,7 +100,6 @@ class Checkpointer:
             ):
                 tf.io.gfile.rmtree(leftover)
             raise
-        self._last_save_time = time.time()
         self.loaded_path = path
         self._store.set_pending_checkpoint(None)
         return path
@@ -174,19 +174,6 @@ class Checkpointer:
     def holds_step(self, global_step: int) -> bool:
         """True when the weights in memory equal a saved checkpoint of ``global_step``."""
         return self.loaded_path is not None and checkpoint_step(self.loaded_path) == global_step
-
-    def next_save_step(self, global_step: int) -> int | None:
-        """The next step at which a steps-based policy saves (``None`` without one)."""
-        if self._every_steps is None:
-            return None
-        return (global_step // self._every_steps + 1) * self._every_steps
-
-    def save_due(self, global_step: int) -> bool:
-        if self._every_steps is not None:
-            return global_step % self._every_steps == 0
-        if self._every_secs is not None:
-            return time.time() - self._last_save_time >= self._every_secs
-        return False
 
     @property
     def checkpoint_paths(self) -> list[str]:
@@ -348,6 +335,48 @@ def _repair_state_file(directory: str) -> None:
     )
 
 
+def variable_names(reader: tf.train.CheckpointReader) -> list[str]:
+    """The Estimator's names of the variables in a checkpoint (``global_step`` among them)."""
+    names = []
+    suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
+    for key in reader.get_variable_to_shape_map():
+        if key == GLOBAL_STEP_KEY:
+            names.append("global_step")
+        elif key.startswith(CHECKPOINT_ROOT + "/") and key.endswith(suffix):
+            names.append(_unescape(key[len(CHECKPOINT_ROOT) + 1 : -len(suffix)]))
+    return sorted(names)
+
+
+def variable_value(reader: tf.train.CheckpointReader, name: str, path: str | None) -> Any:
+    """The value of variable ``name`` (see :func:`variable_names`) in checkpoint ``path``."""
+    key = GLOBAL_STEP_KEY if name == "global_step" else checkpoint_key(name)
+    if not reader.has_tensor(key):
+        raise ValueError(f"variable {name!r} is not in checkpoint {path}")
+    return reader.get_tensor(key)
+
+
+def _unescape(escaped: str) -> str:
+    """Undo the object-name escaping of :func:`~estimator_core.variables.checkpoint_key`."""
+    out, i = [], 0
+    while i < len(escaped):
+        if escaped[i] == "." and i + 1 < len(escaped):
+            out.append("/" if escaped[i + 1] == "S" else escaped[i + 1])
+            i += 2
+        else:
+            out.append(escaped[i])
+            i += 1
+    return "".join(out)
+
+
 def checkpoint_step(path: str) -> int:
-    """``.../model.ckpt-1200`` → 1200."""
-    return int(os.path.basename(path).rsplit("-", 1)[1])
+    """``.../model.ckpt-1200`` → 1200 (``ValueError`` for a path without a step)."""
+    try:
+        return int(os.path.basename(os.fspath(path)).rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        raise ValueError(f"checkpoint path {path!r} does not end in -<global step>") from None
+
+
+def latest_checkpoint_step(directory: str | os.PathLike) -> int | None:
+    """The global step of the latest checkpoint in ``directory``, or None when it has none."""
+    latest = tf.train.latest_checkpoint(os.fspath(directory))
+    return checkpoint_step(latest) if latest else None

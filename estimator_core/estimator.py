@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import tempfile
@@ -15,20 +16,31 @@ import tensorflow as tf
 
 from estimator_core import hooks as hooks_lib
 from estimator_core.backend import LoopResult, ModelFnBackend
-from estimator_core.checkpoints import GLOBAL_STEP_KEY, Checkpointer, WarmStartSettings
-from estimator_core.distribute import input_context, training_strategy
+from estimator_core.checkpoints import (
+    Checkpointer,
+    WarmStartSettings,
+    variable_names,
+    variable_value,
+)
+from estimator_core.distribute import EVALUATOR, PS, input_context, training_strategy
 from estimator_core.eval_history import eval_dir, record_eval_result
 from estimator_core.export.serving import ServingInputReceiver
 from estimator_core.function_backend import FunctionBackend
+from estimator_core.hooked_loop import HookedLoop
 from estimator_core.mode_keys import ModeKeys
-from estimator_core.model_fn import ModelFn, call_input_fn
+from estimator_core.model_fn import ModelFn, call_input_fn, check_model_fn
+from estimator_core.predictions import select_keys, single_examples
 from estimator_core.run_config import RunConfig, apply_session_config
 from estimator_core.spec import EstimatorSpec
-from estimator_core.variables import CHECKPOINT_ROOT, checkpoint_key
+from estimator_core.variables import CHECKPOINT_ROOT
 
 logger = logging.getLogger("estimator_core")
 
 _EVAL_INPUTS_KEPT = 8
+_HOOKS = "hooks: each hook must be a SessionRunHook (or have its five methods)"
+_LISTENERS = (
+    "saving_listeners must be a list of CheckpointSaverListener (or of objects with its methods)"
+)
 
 
 class Estimator:
@@ -39,22 +51,24 @@ class Estimator:
     build Keras layers, optimizers and metrics on every call: they share one set of variables
     across calls and modes (see :mod:`estimator_core.variables`).
 
-    The outer loop of :meth:`train`, in pseudo-code::
+    The outer loop of :meth:`train`, in pseudo-code (the hooks' calls are
+    :class:`~estimator_core.hooked_loop.HookedLoop`'s)::
 
         restore the latest checkpoint in model_dir unless the weights in memory already equal it
         iterator = iter(input_fn())
+        hooks: begin, after_create_session, start_at     # the saver saves step 0 of a new model
         while global_step < target and no hook asked to stop:
-            n = steps until the next checkpoint, hook trigger, target or iterations_per_loop
-            hooks.before_run(); backend.train(iterator, n); hooks.after_run()
-            save a checkpoint when RunConfig says so
-        save a checkpoint
+            n = steps until the target, the next hook trigger (checkpoint saves among them)
+                or iterations_per_loop
+            hooks.before_run(); backend.train(iterator, n, fetches); hooks.after_run()
+        hooks: end                                       # the saver saves the last step
 
     Args:
       model_fn: the model function.
       model_dir: where checkpoints and summaries go; must agree with ``config.model_dir`` when
         both are set; a new temporary directory when neither is.
-      config: a :class:`RunConfig`.
-      params: dict passed to model_fn (and to input_fns that declare ``params``).
+      config: a :class:`RunConfig` (or an instance of a subclass, kept as it is).
+      params: dict passed to model_fn (and to input_fns that declare ``params``); copied.
       warm_start_from: a :class:`WarmStartSettings`, or a checkpoint path, model_dir or exported
         SavedModel directory to warm-start every variable from. Applied only when model_dir has
         no checkpoint yet; the global step is not taken.
@@ -70,15 +84,18 @@ class Estimator:
     ) -> None:
         config = config if config is not None else RunConfig()
         if not isinstance(config, RunConfig):
-            raise TypeError(
-                f"config must be an estimator_core.RunConfig, got {type(config).__name__}"
+            raise ValueError(
+                "config must be an instance of `RunConfig` (estimator_core.RunConfig), but "
+                f"provided {config!r}."
             )
         model_dir = os.fspath(model_dir) if model_dir is not None else None
         if model_dir and config.model_dir and _norm(model_dir) != _norm(config.model_dir):
             raise ValueError(
-                f"model_dir {model_dir!r} and RunConfig.model_dir {config.model_dir!r} differ; "
-                "set one of them or make them equal"
+                "`model_dir` are set both in constructor and `RunConfig`, but with different "
+                f"values. In constructor: {model_dir!r}, in `RunConfig`: {config.model_dir!r}"
             )
+        self._params = copy.deepcopy(dict(params or {}))
+        check_model_fn(model_fn, self._params)
         model_dir = model_dir or config.model_dir
         if not model_dir:
             model_dir = tempfile.mkdtemp(prefix="estimator_core-")
@@ -87,9 +104,8 @@ class Estimator:
         apply_session_config(config.session_config)
         # Before any other TensorFlow op: MultiWorkerMirroredStrategy configures collectives.
         strategy = training_strategy(config.train_distribute, config.cluster)
-        self._config = config.replace(model_dir=model_dir, train_distribute=strategy)
+        self._config = _with(config, model_dir=model_dir, train_distribute=strategy)
         self._input_context = input_context(strategy, config.cluster)
-        self._params = dict(params or {})
         if warm_start_from is not None and not isinstance(warm_start_from, WarmStartSettings):
             warm_start_from = WarmStartSettings(os.fspath(warm_start_from))
         self._warm_start_from = warm_start_from
@@ -100,12 +116,12 @@ class Estimator:
             logger.info(
                 "Keras global dtype policy set to %s (process-wide)", config.mixed_precision
             )
-        self._model_fn = model_fn
+        self._model_fn = ModelFn(model_fn, self._params, self._config)
         # Only the chief writes checkpoints and summaries to model_dir; the other tasks write
         # theirs to a directory deleted with the Estimator (what TensorFlow's guides do).
         self._scratch = (
             None
-            if config.is_chief
+            if self._config.is_chief
             else tempfile.TemporaryDirectory(prefix=f"estimator_core-{config.task_type}-")
         )
         private_dir = self._scratch.name if self._scratch is not None else None
@@ -113,11 +129,8 @@ class Estimator:
         self._eval_writers: dict[str, tf.summary.SummaryWriter] = {}
         self._train_input: tuple[Callable[..., Any], Any, bool] | None = None
         self._eval_inputs: list[tuple[Callable[..., Any], tf.data.Dataset]] = []
-        # Why the last train() call ended early: "hook", "input" or None (read by
-        # train_and_evaluate).
-        self._last_train_stop: str | None = None
         self._backend: ModelFnBackend = FunctionBackend(
-            ModelFn(model_fn, self._params, self._config),
+            self._model_fn,
             self._train_writer,
             config.save_summary_steps,
             run_eagerly=config.run_eagerly,
@@ -141,15 +154,22 @@ class Estimator:
 
     @property
     def config(self) -> RunConfig:
+        """The RunConfig in use: the one given (its class kept), with model_dir filled in."""
         return self._config
 
     @property
     def params(self) -> dict[str, Any]:
-        return dict(self._params)
+        return copy.deepcopy(self._params)
 
     @property
     def model_fn(self) -> Callable[..., EstimatorSpec]:
-        return self._model_fn
+        """model_fn with params bound: ``model_fn(features, labels, mode, config)`` → spec."""
+        model_fn = self._model_fn
+
+        def public_model_fn(features: Any, labels: Any, mode: str, config: Any) -> EstimatorSpec:
+            return model_fn(features, labels, mode, config)
+
+        return public_model_fn
 
     # -- train ------------------------------------------------------------------------------
 
@@ -174,8 +194,21 @@ class Estimator:
         new callable, or an input that ended, is built anew by calling it.
 
         Starts from the latest checkpoint in model_dir (reusing the weights in memory when they
-        already equal it), saves checkpoints as ``RunConfig`` says, and one at the end.
+        already equal it). Checkpoints: a :class:`~estimator_core.CheckpointSaverHook` saves
+        step 0 of a new model, every ``RunConfig.save_checkpoints_steps``/``_secs``, the steps
+        ``saving_listeners`` ask for, and the last step; one passed in ``hooks`` replaces
+        RunConfig's policy. ``training_chief_hooks`` run on the chief only. The global step
+        advances by one per step, unless model_fn's train_op advances it itself (TF1).
         """
+        if self._config.task_type in (EVALUATOR, PS):
+            raise ValueError(
+                "Train has been called wrong configuration. Please use "
+                "tf.estimator.train_and_evaluate (estimator_core.train_and_evaluate), which "
+                "calls the proper API for the task. Current task type: "
+                f"{self._config.task_type!r}."
+            )
+        hooks = _checked(hooks, hooks_lib.is_session_run_hook, _HOOKS)
+        listeners = _checked(saving_listeners, hooks_lib.is_saving_listener, _LISTENERS)
         if steps is not None and max_steps is not None:
             raise ValueError("Can not provide both steps and max_steps.")
         for name, value in (("steps", steps), ("max_steps", max_steps)):
@@ -185,52 +218,40 @@ class Estimator:
         start = self._global_step()
         if max_steps is not None and start >= max_steps:
             logger.info("Skipping training since max_steps has already saved.")
-            self._last_train_stop = None
             return self
         target = start + steps if steps is not None else max_steps
+        saver, hooks = self._saver(hooks, listeners, start)
         iterator, infinite = self._training_input(input_fn)
         self._backend.prepare(ModeKeys.TRAIN, iterator, infinite)
-        listeners = list(saving_listeners or ())
-        hooks_set = _Hooks(
-            self._backend, ModeKeys.TRAIN, self._builtin_training_hooks() + list(hooks or ())
+        loop = HookedLoop(
+            self._backend,
+            ModeKeys.TRAIN,
+            leading=[saver, *self._step_counter()],
+            hooks=hooks + self._builtin_training_hooks(),
+            chief=self._config.is_chief,
         )
-        hooks_set.start(start)
-        for listener in listeners:
-            listener.begin()
-        ran_any, finite, stop = False, True, None
+        loop.begin(start)
+        ran_any = False
         while target is None or self._global_step() < target:
             step = self._global_step()
-            bounds = [target, self._checkpointer.next_save_step(step)]
-            bounds += [hook.next_trigger_step(step) for hook in hooks_set.hooks]
-            num_steps = _loop_length(self._config.iterations_per_loop, step, bounds)
-            result, stop = self._run_hooked(
-                lambda it, n: self._backend.train(it, n, infinite),
-                iterator,
-                ModeKeys.TRAIN,
-                hooks_set,
+            num_steps = _loop_length(
+                self._config.iterations_per_loop, step, [target, loop.next_trigger(step)]
+            )
+            result, stop = loop.run(
+                lambda requests, n=num_steps: self._backend.train(iterator, n, infinite, requests),
                 num_steps,
+                self._global_step,
             )
             if stop == "input":
                 self._train_input = None  # the next call calls input_fn again
             if result is None:
                 break
             ran_any = True
-            finite = bool(np.all(np.isfinite(result.values["loss"])))
-            if not finite:
-                break
-            if self._checkpointer.save_due(self._global_step()) and self._save(listeners):
-                stop = stop or "hook"
             if stop:
                 break
         if not ran_any:
             raise ValueError("input_fn yielded no data: training ran no step")
-        self._last_train_stop = stop
-        step = self._global_step()
-        if finite and not self._checkpointer.holds_step(step):
-            self._save(listeners)
-        for listener in listeners:
-            listener.end(None, step)
-        hooks_set.end()
+        loop.end()
         self._train_writer.flush()
         return self
 
@@ -255,24 +276,28 @@ class Estimator:
         ``input_fn`` is called once per input_fn object: a later evaluate() with the same object
         iterates the same Dataset again from its beginning (pass a new callable to rebuild it).
         """
+        hooks = _checked(hooks, hooks_lib.is_session_run_hook, _HOOKS)
         if steps is not None and steps <= 0:
             raise ValueError(f"Must specify steps > 0, given: {steps}")
         self._restore_for_inference(checkpoint_path, required=False)
-        return self._evaluate_weights_in_memory(input_fn, steps, hooks, name)
+        return self.evaluate_in_memory(input_fn, steps, hooks, name)
 
-    def _evaluate_weights_in_memory(
+    def evaluate_in_memory(
         self,
         input_fn: Callable[..., tf.data.Dataset],
-        steps: int | None,
-        hooks: Sequence[hooks_lib.SessionRunHook] | None,
-        name: str | None,
+        steps: int | None = None,
+        hooks: Sequence[hooks_lib.SessionRunHook] | None = None,
+        name: str | None = None,
     ) -> dict[str, Any]:
-        """The body of :meth:`evaluate`, on the weights in memory (nothing is restored).
+        """:meth:`evaluate` on the weights in memory, as they are now: no checkpoint is read.
 
-        Safe between two compiled loops of train() (``InMemoryEvaluatorHook``): it reads the
-        variables without changing them, iterates its own Dataset (cached per input_fn object,
-        apart from the training iterator) and resets only the evaluation metrics.
+        Results and summaries as evaluate()'s (``global_step`` is the global step in memory).
+        Safe between two compiled loops of train() (a hook or a saving listener may call it):
+        it reads the variables without changing them, iterates its own Dataset (cached per
+        input_fn object, apart from the training iterator) and resets only the evaluation
+        metrics. :class:`~estimator_core.InMemoryEvaluatorHook` uses it.
         """
+        hooks = _checked(hooks, hooks_lib.is_session_run_hook, _HOOKS)
         dataset = self._evaluation_input(input_fn)
         infinite = _is_infinite(dataset)
         if infinite and steps is None:
@@ -282,21 +307,22 @@ class Estimator:
             )
         iterator = self._backend.make_iterator(dataset, ModeKeys.EVAL)
         self._backend.prepare(ModeKeys.EVAL, iterator, infinite)
-        hooks_set = _Hooks(self._backend, ModeKeys.EVAL, list(hooks or ()))
-        hooks_set.start(self._global_step())
+        loop = HookedLoop(self._backend, ModeKeys.EVAL, hooks=hooks)
+        step = self._global_step()
+        loop.begin(step)
         self._backend.reset_metrics()
         done = 0
         while steps is None or done < steps:
-            per_step = any(h.next_trigger_step(self._global_step()) for h in hooks_set.hooks)
+            per_step = loop.next_trigger(step) is not None
             num_steps = 1 if per_step else self._config.iterations_per_loop
             if steps is not None:
                 num_steps = min(num_steps, steps - done)
-            result, stop = self._run_hooked(
-                lambda it, n: self._backend.evaluate(it, n, infinite),
-                iterator,
-                ModeKeys.EVAL,
-                hooks_set,
+            result, stop = loop.run(
+                lambda requests, n=num_steps: self._backend.evaluate(
+                    iterator, n, infinite, requests
+                ),
                 num_steps,
+                self._global_step,
             )
             if result is None:
                 break
@@ -305,9 +331,9 @@ class Estimator:
                 break
         if done == 0:
             raise ValueError("input_fn yielded no data: evaluation ran no step")
-        hooks_set.end()
+        loop.end()
         results: dict[str, Any] = dict(self._backend.metric_results())
-        results["global_step"] = self._global_step()
+        results["global_step"] = step
         self._write_eval_summaries(name, results)
         record_eval_result(self.eval_dir(name), results)
         logger.info(
@@ -329,40 +355,42 @@ class Estimator:
     ) -> Iterator[Any]:
         """Yield predictions for every element of ``input_fn``'s dataset.
 
-        With ``yield_single_examples`` one dict (or value) per example, else one per batch.
-        ``predict_keys`` limits the dict to those keys. Uses ``checkpoint_path`` or the latest
-        checkpoint (a fresh initialisation, with a log line, when there is none).
+        With ``yield_single_examples`` one dict (or value) per example: every output must have
+        the batch as its first dimension (``ValueError`` "Batch length of predictions should
+        be same" otherwise, as tf.estimator). Without it, one per batch, each output whole
+        (whatever its first dimension). ``predict_keys`` limits the dict to those keys. Uses
+        ``checkpoint_path`` or the latest checkpoint (a fresh initialisation, with a log line,
+        when there is none).
         """
+        hooks = _checked(hooks, hooks_lib.is_session_run_hook, _HOOKS)
         keys = [predict_keys] if isinstance(predict_keys, str) else predict_keys
         self._restore_for_inference(checkpoint_path, required=False)
         iterator = self._backend.make_iterator(
             self._input(input_fn, ModeKeys.PREDICT), ModeKeys.PREDICT
         )
         self._backend.prepare(ModeKeys.PREDICT, iterator)
-        hooks_set = _Hooks(self._backend, ModeKeys.PREDICT, list(hooks or ()))
-        hooks_set.start(self._global_step())
-        batches_per_call = 1 if hooks_set.hooks else self._config.iterations_per_loop
+        loop = HookedLoop(self._backend, ModeKeys.PREDICT, hooks=hooks)
+        loop.begin(self._global_step())
+        batches_per_call = 1 if loop.hooks else self._config.iterations_per_loop
+        batches: list[Any] = []
+
+        def run(requests: list[Any]) -> LoopResult:
+            batches[:], hook_values = self._backend.predict(iterator, batches_per_call, requests)
+            return LoopResult(len(batches), {}, hook_values)
+
         while True:
-            context = hooks_lib.SessionRunContext()
-            hooks = hooks_set.hooks
-            requests = [hook.before_run(context) for hook in hooks]
-            batches = self._backend.predict(iterator, batches_per_call)
-            if batches:
-                last = batches[-1]
-                values = dict(last) if isinstance(last, dict) else {"predictions": last}
-                values["global_step"] = np.int64(self._global_step())
-                spec = self._backend.traced_spec(ModeKeys.PREDICT)
-                _deliver_fetches(hooks, requests, context, values, spec)
-            hooks_set.join_spec_hooks(self._global_step())
+            result, stop = loop.run(run, batches_per_call, self._global_step)
+            if result is None:
+                break
             for batch in batches:
-                predictions = _select_keys(batch, keys)
+                predictions = select_keys(batch, keys)
                 if yield_single_examples:
-                    yield from _single_examples(predictions)
+                    yield from single_examples(predictions)
                 else:
                     yield predictions
-            if len(batches) < batches_per_call:
+            if stop:
                 break
-        hooks_set.end()
+        loop.end()
 
     # -- export -----------------------------------------------------------------------------
 
@@ -421,25 +449,11 @@ class Estimator:
 
     def get_variable_names(self) -> list[str]:
         """Names of the variables in the latest checkpoint (``global_step`` among them)."""
-        reader = self._latest_reader()
-        names = []
-        for key in reader.get_variable_to_shape_map():
-            if key == GLOBAL_STEP_KEY:
-                names.append("global_step")
-            elif key.startswith(CHECKPOINT_ROOT + "/") and key.endswith(
-                "/.ATTRIBUTES/VARIABLE_VALUE"
-            ):
-                escaped = key[len(CHECKPOINT_ROOT) + 1 : -len("/.ATTRIBUTES/VARIABLE_VALUE")]
-                names.append(_unescape(escaped))
-        return sorted(names)
+        return variable_names(self._latest_reader())
 
     def get_variable_value(self, name: str) -> np.ndarray:
         """Value of variable ``name`` (see :meth:`get_variable_names`) in the latest checkpoint."""
-        reader = self._latest_reader()
-        key = GLOBAL_STEP_KEY if name == "global_step" else checkpoint_key(name)
-        if not reader.has_tensor(key):
-            raise ValueError(f"variable {name!r} is not in checkpoint {self.latest_checkpoint()}")
-        return reader.get_tensor(key)
+        return variable_value(self._latest_reader(), name, self.latest_checkpoint())
 
     def eval_dir(self, name: str | None = None) -> str:
         """Directory of evaluation summaries: ``model_dir/eval`` or ``model_dir/eval_<name>``."""
@@ -499,58 +513,47 @@ class Estimator:
         if path != self._checkpointer.loaded_path:
             self._checkpointer.restore(path)
 
-    def _save(self, listeners: list[hooks_lib.CheckpointSaverListener]) -> bool:
-        """Save a checkpoint; True when a listener asked training to stop."""
-        step = self._global_step()
-        for listener in listeners:
-            listener.before_save(None, step)
-        path = self._checkpointer.save()
-        logger.info("Saving checkpoints for %d into %s.", step, path)
-        stop = False
-        for listener in listeners:
-            stop = bool(listener.after_save(None, step)) or stop
-        return stop
+    def _saver(
+        self, hooks: list[Any], listeners: list[Any], start: int
+    ) -> tuple[hooks_lib.CheckpointSaverHook, list[Any]]:
+        """The checkpoint saver of a train() call (the caller's CheckpointSaverHook, else one
+        for RunConfig's policy) with ``listeners`` added, and the other hooks."""
+        given = [h for h in hooks if isinstance(h, hooks_lib.CheckpointSaverHook)]
+        if given:
+            saver = given[0]
+        else:
+            saver = hooks_lib.CheckpointSaverHook.for_policy(
+                self.model_dir,
+                self._config.save_checkpoints_steps,
+                self._config.save_checkpoints_secs,
+            )
+        saver.listeners += [listener for listener in listeners if listener not in saver.listeners]
+        if listeners and not saver.saves_periodically(start):
+            raise ValueError(
+                "There should be a CheckpointSaverHook to use saving_listeners: RunConfig "
+                "saves no checkpoints during training (save_checkpoints_steps and "
+                "save_checkpoints_secs are None) and no listener asks for a save step."
+            )
+        saver.bind(self._checkpointer)
+        return saver, [h for h in hooks if h is not saver]
+
+    def _step_counter(self) -> list[hooks_lib.SessionRunHook]:
+        every = self._config.log_step_count_steps
+        if not every:
+            return []
+        return [hooks_lib.StepCounterHook(every, summary_writer=self._train_writer)]
 
     def _builtin_training_hooks(self) -> list[hooks_lib.SessionRunHook]:
+        """tf.estimator's: after the caller's hooks, so they see a diverging step too."""
         hooks: list[hooks_lib.SessionRunHook] = [hooks_lib.NanTensorHook("loss")]
         every = self._config.log_step_count_steps
         if every:
-            hooks.append(hooks_lib.StepCounterHook(every, summary_writer=self._train_writer))
             hooks.append(
                 hooks_lib.LoggingTensorHook(
                     {"loss": "loss", "step": "global_step"}, every_n_iter=every
                 )
             )
         return hooks
-
-    def _run_hooked(
-        self,
-        run: Callable[[Any, int], LoopResult],
-        iterator: Any,
-        mode: str,
-        hooks_set: _Hooks,
-        num_steps: int,
-    ) -> tuple[LoopResult | None, str | None]:
-        """Run one compiled loop of ``num_steps`` between the hooks' before_run and after_run.
-
-        Returns ``(result, stop)``: ``stop`` is ``"hook"`` when a hook requested a stop,
-        ``"input"`` when the input ended, else None; ``result`` is None when the input ended
-        before the loop's first step.
-        """
-        context = hooks_lib.SessionRunContext()
-        hooks = hooks_set.hooks
-        requests = [hook.before_run(context) for hook in hooks]
-        try:
-            result = run(iterator, num_steps)
-        except tf.errors.OutOfRangeError:
-            return None, "input"
-        values = dict(result.values)
-        values["global_step"] = np.int64(self._global_step())
-        _deliver_fetches(hooks, requests, context, values, self._backend.traced_spec(mode))
-        hooks_set.join_spec_hooks(self._global_step())
-        if context.stop_requested:
-            return result, "hook"
-        return result, "input" if result.steps < num_steps else None
 
     def _write_eval_summaries(self, name: str | None, results: dict[str, Any]) -> None:
         directory = self.eval_dir(name)
@@ -570,6 +573,23 @@ class Estimator:
         return tf.train.load_checkpoint(latest)
 
 
+def _with(config: RunConfig, **values: Any) -> RunConfig:
+    """``config`` with ``values`` where they differ (the same object when none does)."""
+    changed = {k: v for k, v in values.items() if getattr(config, k) is not v}
+    if "model_dir" in changed and _norm(changed["model_dir"]) == _norm(config.model_dir or ""):
+        del changed["model_dir"]
+    return config.replace(**changed) if changed else config
+
+
+def _checked(values: Sequence[Any] | None, valid: Callable[[Any], bool], what: str) -> list[Any]:
+    """``values`` as a list, each ``valid``; else ``TypeError``: ``what``, given: the value."""
+    values = list(values or ())
+    for value in values:
+        if not valid(value):
+            raise TypeError(f"{what}, given: {value!r}")
+    return values
+
+
 def _norm(path: str) -> str:
     return os.path.normpath(os.path.abspath(path)) if "://" not in path else path.rstrip("/")
 
@@ -585,111 +605,6 @@ def _loop_length(iterations_per_loop: int, step: int, bounds: list[int | None]) 
         if bound is not None and bound > step:
             num_steps = min(num_steps, bound - step)
     return num_steps
-
-
-class _Hooks:
-    """The hooks of one train/evaluate/predict call.
-
-    The hooks of ``EstimatorSpec`` (``training_hooks``, ...) exist once model_fn has been traced,
-    so on an Estimator's first call in a mode they join after its first compiled loop.
-    """
-
-    def __init__(self, backend: ModelFnBackend, mode: str, hooks: list[Any]) -> None:
-        self._backend = backend
-        self._mode = mode
-        self._joined = False
-        self.hooks = hooks
-
-    def start(self, global_step: int) -> None:
-        self._start(self.hooks, global_step)
-        self.join_spec_hooks(global_step)
-
-    def join_spec_hooks(self, global_step: int) -> None:
-        if self._joined:
-            return
-        spec = self._backend.traced_spec(self._mode)
-        if spec is None:
-            return
-        self._joined = True
-        if self._mode == ModeKeys.TRAIN:
-            added = list(spec.training_chief_hooks) + list(spec.training_hooks)
-        elif self._mode == ModeKeys.EVAL:
-            added = list(spec.evaluation_hooks)
-        else:
-            added = list(spec.prediction_hooks)
-        self._start(added, global_step)
-        self.hooks = self.hooks + added
-
-    def end(self) -> None:
-        for hook in self.hooks:
-            hook.end(None)
-
-    @staticmethod
-    def _start(hooks: list[Any], global_step: int) -> None:
-        for hook in hooks:
-            hook.begin()
-            hook.after_create_session(None, None)
-            start_at = getattr(hook, "start_at", None)
-            if start_at is not None:
-                start_at(global_step)
-
-
-def _resolve(fetches: Any, values: dict[str, Any], spec: EstimatorSpec | None) -> Any:
-    by_identity = {}
-    if spec is not None:
-        by_identity[id(spec.loss)] = "loss"
-        if isinstance(spec.predictions, dict):
-            by_identity.update({id(t): k for k, t in spec.predictions.items()})
-        elif spec.predictions is not None:
-            by_identity[id(spec.predictions)] = "predictions"
-
-    def lookup(fetch: Any) -> Any:
-        name = fetch if isinstance(fetch, str) else by_identity.get(id(fetch))
-        if name is None or name not in values:
-            raise KeyError(
-                f"hook fetch {fetch!r} is not available; a hook can fetch {sorted(values)} "
-                "(by name, or the loss/predictions tensors model_fn returned)"
-            )
-        return values[name]
-
-    return tf.nest.map_structure(lookup, fetches)
-
-
-def _select_keys(predictions: Any, keys: Sequence[str] | None) -> Any:
-    if keys is None:
-        return predictions
-    if not isinstance(predictions, dict):
-        raise ValueError("predict_keys given but model_fn's predictions is not a dict")
-    missing = [k for k in keys if k not in predictions]
-    if missing:
-        raise ValueError(f"predict_keys {missing} are not in predictions {sorted(predictions)}")
-    return {k: predictions[k] for k in keys}
-
-
-def _single_examples(predictions: Any) -> Iterator[Any]:
-    if not isinstance(predictions, dict):
-        yield from predictions
-        return
-    sizes = {k: v.shape[0] if v.ndim else None for k, v in predictions.items()}
-    if len(set(sizes.values())) != 1 or None in sizes.values():
-        raise ValueError(
-            f"yield_single_examples needs every prediction to have the same batch size, got {sizes}"
-        )
-    for i in range(next(iter(sizes.values()))):
-        yield {k: v[i] for k, v in predictions.items()}
-
-
-def _deliver_fetches(
-    hooks: list[Any],
-    requests: list[Any],
-    context: hooks_lib.SessionRunContext,
-    values: dict[str, Any],
-    spec: EstimatorSpec | None,
-) -> None:
-    """Each hook's after_run with the values its before_run asked for (``requests``)."""
-    for hook, request in zip(hooks, requests, strict=True):
-        fetched = None if request is None else _resolve(request.fetches, values, spec)
-        hook.after_run(context, hooks_lib.SessionRunValues(fetched))
 
 
 def _fresh_timestamp_dir(base: str) -> str:
@@ -708,18 +623,6 @@ def _write_pbtxt(directory: str) -> None:
         proto.ParseFromString(f.read())
     with tf.io.gfile.GFile(os.path.join(directory, "saved_model.pbtxt"), "w") as f:
         f.write(text_format.MessageToString(proto))
-
-
-def _unescape(escaped: str) -> str:
-    out, i = [], 0
-    while i < len(escaped):
-        if escaped[i] == "." and i + 1 < len(escaped):
-            out.append("/" if escaped[i + 1] == "S" else escaped[i + 1])
-            i += 2
-        else:
-            out.append(escaped[i])
-            i += 1
-    return "".join(out)
 
 
 def _scalar_text(value: Any) -> str:

@@ -28,6 +28,12 @@ class Exporter(abc.ABC):
     def name(self) -> str:
         """Directory name under ``<model_dir>/export``."""
 
+    def restore(self, eval_history: list[dict[str, Any]]) -> None:
+        """Called by ``train_and_evaluate`` before the first evaluation of a run, with the
+        results its EvalSpec recorded before the run started (oldest first), so that an
+        exporter can go on where a previous run stopped. The default does nothing."""
+        del eval_history  # most exporters keep no state across evaluations
+
     @abc.abstractmethod
     def export(
         self,
@@ -117,7 +123,7 @@ class BestExporter(_SavedModelExporter):
     """Exports when an evaluation beats the best so far by ``compare_fn`` (default: lower loss).
 
     The best result survives a restart: ``train_and_evaluate`` hands it the recorded eval history
-    of its EvalSpec (:meth:`restore_best`) before the first evaluation.
+    of its EvalSpec (:meth:`restore`) before the first evaluation.
     """
 
     def __init__(
@@ -135,9 +141,9 @@ class BestExporter(_SavedModelExporter):
         self._compare = compare_fn
         self.best_eval_result: dict[str, Any] | None = None
 
-    def restore_best(self, history: list[dict[str, Any]]) -> None:
+    def restore(self, eval_history: list[dict[str, Any]]) -> None:
         """Take the best of already recorded evaluation results as the one to beat."""
-        for result in history:
+        for result in eval_history:
             if self.best_eval_result is None or self._compare(self.best_eval_result, result):
                 self.best_eval_result = result
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -35,6 +35,7 @@ from tensorflow.python.framework import ops as _tf_ops  # the gradient registry:
 from estimator_core.backend import LoopResult, ModelFnBackend
 from estimator_core.distribute import placeholder_element
 from estimator_core.export.serving import ServingInputReceiver
+from estimator_core.hooks import SessionRunValues
 from estimator_core.mode_keys import ModeKeys
 from estimator_core.model_fn import ModelFn, split_element
 from estimator_core.spec import EstimatorSpec
@@ -207,30 +208,42 @@ class FunctionBackend(ModelFnBackend):
         for variable, value in before + created:
             variable.assign(value)
 
-    def train(self, iterator: Any, num_steps: int, infinite: bool = False) -> LoopResult:
+    def train(
+        self, iterator: Any, num_steps: int, infinite: bool = False, requests: Sequence[Any] = ()
+    ) -> LoopResult:
         self.prepare(ModeKeys.TRAIN, iterator, infinite)
-        return self._run(self._train_loop, iterator, num_steps, infinite)
+        return self._run(ModeKeys.TRAIN, iterator, num_steps, infinite, requests)
 
-    def evaluate(self, iterator: Any, num_steps: int, infinite: bool = False) -> LoopResult:
+    def evaluate(
+        self, iterator: Any, num_steps: int, infinite: bool = False, requests: Sequence[Any] = ()
+    ) -> LoopResult:
         self.prepare(ModeKeys.EVAL, iterator, infinite)
-        return self._run(self._eval_loop, iterator, num_steps, infinite)
+        return self._run(ModeKeys.EVAL, iterator, num_steps, infinite, requests)
 
-    def predict(self, iterator: Any, num_batches: int) -> list[Any]:
+    def predict(
+        self, iterator: Any, num_batches: int, requests: Sequence[Any] = ()
+    ) -> tuple[list[Any], list[SessionRunValues | None]]:
+        _check_no_feeds(requests)
         self.prepare(ModeKeys.PREDICT, iterator)
         with global_step_scope(self.global_step):
-            try:
-                count, flat, sizes = self._predict_loop_fn(
-                    iterator, tf.constant(num_batches, tf.int64)
-                )
-            except tf.errors.OutOfRangeError:
-                return []
+            count, flat, sizes = self._predict_loop_fn(iterator, tf.constant(num_batches, tf.int64))
+        count = int(count)
         structure = self._specs[ModeKeys.PREDICT].predictions
-        bounds = np.cumsum(sizes.numpy()[: int(count)])[:-1]
-        columns = [np.split(t.numpy(), bounds) for t in flat]
-        return [
+        columns: list[list[Any]] = []
+        for tensor, size in zip(flat, sizes, strict=True):
+            array, size = tensor.numpy(), size.numpy()[:count]
+            if size[0] < 0:  # a scalar output: one value per batch
+                columns.append(list(array[:count]))
+            else:
+                columns.append(np.split(array, np.cumsum(size)[:-1]))
+        outputs = [
             tf.nest.pack_sequence_as(structure, [column[i] for column in columns])
-            for i in range(int(count))
+            for i in range(count)
         ]
+        last = outputs[-1]
+        values = dict(last) if isinstance(last, dict) else {"predictions": last}
+        values["global_step"] = self.global_step.numpy()
+        return outputs, _resolve_all(requests, values, self._specs[ModeKeys.PREDICT])
 
     def reset_metrics(self) -> None:
         self._eval_loss.reset_state()
@@ -278,12 +291,19 @@ class FunctionBackend(ModelFnBackend):
 
     # -- compiled bodies --------------------------------------------------------------------
 
-    def _run(self, loop: Callable[..., Any], iterator: Any, num_steps: int, infinite: bool):
+    def _run(
+        self, mode: str, iterator: Any, num_steps: int, infinite: bool, requests: Sequence[Any]
+    ) -> LoopResult:
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        _check_no_feeds(requests)
+        loop = self._train_loop if mode == ModeKeys.TRAIN else self._eval_loop
         with global_step_scope(self.global_step):
             steps, values = loop(iterator, tf.constant(num_steps, tf.int64), bool(infinite))
-        return LoopResult(int(steps), {name: np.asarray(v) for name, v in values.items()})
+        values = {name: np.asarray(v) for name, v in values.items()}
+        values["global_step"] = self.global_step.numpy()
+        hook_values = _resolve_all(requests, values, self._specs.get(mode))
+        return LoopResult(int(steps), values, hook_values)
 
     def _loop(
         self,
@@ -298,6 +318,7 @@ class FunctionBackend(ModelFnBackend):
         An ``infinite`` input (``repeat()``) is read with plain ``next``; a finite one through
         ``get_next_as_optional`` so the loop ends at the end of the input.
         """
+        step = self._traced_once(step)
         values = _after_input(step, next(iterator), True)
 
         def more(done: Any, has_input: Any, values: dict[str, Any]) -> Any:
@@ -308,11 +329,11 @@ class FunctionBackend(ModelFnBackend):
 
         def one_more(done: Any, has_input: Any, values: dict[str, Any]):
             if infinite:
-                return done + 1, has_input, _after_input(step, next(iterator), False)
+                return done + 1, has_input, _after_input(step, next(iterator), True)
             batch = iterator.get_next_as_optional()
             values = tf.cond(
                 batch.has_value(),
-                lambda: _after_input(step, batch.get_value(), False),
+                lambda: _after_input(step, batch.get_value(), True),
                 lambda: values,
             )
             return done + tf.cast(batch.has_value(), tf.int64), batch.has_value(), values
@@ -326,26 +347,32 @@ class FunctionBackend(ModelFnBackend):
         return done, values
 
     def _predict_loop(self, iterator: Any, num_batches: Any):
-        """Up to ``num_batches`` predictions, concatenated per output, with each batch's size."""
-        predict_step = self._loop_steps[ModeKeys.PREDICT]
+        """Up to ``num_batches`` batches of predictions: per output, the batches concatenated
+        (scalars stacked) and each batch's first dimension (-1 for a scalar output), so that
+        every output comes back whole per batch whatever its first dimension."""
+        predict_step = self._traced_once(self._loop_steps[ModeKeys.PREDICT])
         first = tf.nest.flatten(_after_input(predict_step, next(iterator), True))
         arrays = [
             tf.TensorArray(t.dtype, size=0, dynamic_size=True, infer_shape=False).write(0, t)
             for t in first
         ]
-        sizes = tf.TensorArray(tf.int64, size=0, dynamic_size=True).write(0, _batch_size(first))
+        sizes = [
+            tf.TensorArray(tf.int64, size=0, dynamic_size=True).write(0, _leading_dim(t))
+            for t in first
+        ]
 
-        def more(done: Any, has_input: Any, arrays: list[Any], sizes: Any) -> Any:
+        def more(done: Any, has_input: Any, arrays: list[Any], sizes: list[Any]) -> Any:
             return tf.logical_and(done < num_batches, has_input)
 
-        def one_more(done: Any, has_input: Any, arrays: list[Any], sizes: Any):
+        def one_more(done: Any, has_input: Any, arrays: list[Any], sizes: list[Any]):
             batch = iterator.get_next_as_optional()
 
             def append():
-                flat = tf.nest.flatten(_after_input(predict_step, batch.get_value(), False))
+                flat = tf.nest.flatten(_after_input(predict_step, batch.get_value(), True))
+                index = tf.cast(done, tf.int32)
                 return (
-                    [a.write(tf.cast(done, tf.int32), t) for a, t in zip(arrays, flat)],
-                    sizes.write(tf.cast(done, tf.int32), _batch_size(flat)),
+                    [a.write(index, t) for a, t in zip(arrays, flat, strict=True)],
+                    [s.write(index, _leading_dim(t)) for s, t in zip(sizes, flat, strict=True)],
                 )
 
             arrays, sizes = tf.cond(batch.has_value(), append, lambda: (arrays, sizes))
@@ -354,7 +381,19 @@ class FunctionBackend(ModelFnBackend):
         done, _, arrays, sizes = tf.while_loop(
             more, one_more, (tf.constant(1, tf.int64), tf.constant(True), arrays, sizes)
         )
-        return done, [a.concat() for a in arrays], sizes.stack()
+        outputs = [a.concat() if t.shape.rank else a.stack() for a, t in zip(arrays, first)]
+        return done, outputs, [s.stack() for s in sizes]
+
+    def _traced_once(self, step: Callable[[Any, bool], Any]) -> Callable[[Any, bool], Any]:
+        """``step`` as a function traced once for both of the loop's calls (the first step and
+        the loop body), so model_fn is called once per trace of a loop, as tf.estimator called
+        it once per graph. Kept as is eagerly and under a strategy (whose replica functions
+        are traced by ``strategy.run``)."""
+        if self._run_eagerly or self._strategy is not None:
+            return step
+        # _after_input inside: the outer loop's ordering does not reach into the function.
+        traced = _compiled(lambda element: _after_input(step, element, True))
+        return lambda element, first_call: traced(element)
 
     def _train_step(self, element: Any, first_call: bool) -> dict[str, Any]:
         """One training step; model_fn's own tf.summary calls are recorded (not under XLA)."""
@@ -372,6 +411,9 @@ class FunctionBackend(ModelFnBackend):
                 if user_summaries
                 else tf.summary.record_if(False)
             )
+            # TF1's contract: train_op advanced the global step. A step that moves it keeps
+            # what it did; otherwise the Estimator counts the step (never both).
+            before = self.global_step.read_value()
             with summaries:
                 with self.store.model_fn_call(ModeKeys.TRAIN, self._may_create(first_call)) as call:
                     with tf.GradientTape() as tape:
@@ -389,7 +431,8 @@ class FunctionBackend(ModelFnBackend):
                     )
                 self._remember(ModeKeys.TRAIN, spec, first_call)
             if not self._building:
-                self.global_step.assign_add(1)
+                unmoved = tf.equal(self.global_step.read_value(), before)
+                self.global_step.assign_add(tf.cast(unmoved, tf.int64))
             return _step_values(spec)
 
     def _record_loss(self, values: dict[str, Any]) -> dict[str, Any]:
@@ -403,6 +446,13 @@ class FunctionBackend(ModelFnBackend):
         with self.store.model_fn_call(ModeKeys.EVAL, self._may_create(first_call)):
             spec = self._model_fn(features, labels, ModeKeys.EVAL)
         self._remember(ModeKeys.EVAL, spec, first_call)
+        for name, metric in spec.eval_metric_ops.items():
+            if isinstance(metric, tuple):
+                raise ValueError(
+                    f"eval_metric_ops[{name!r}] is a TF1 (value, update_op) pair: the TF2 "
+                    "function backend streams metric objects only; use a Keras metric "
+                    "(e.g. estimator_core.metrics.mean(...)) updated in model_fn"
+                )
         loss = tf.cast(spec.loss, tf.float32)
         if self._strategy is None:
             self._eval_loss.update_state(loss)
@@ -584,7 +634,11 @@ def _apply_train_op(
     loss_scaling: bool,
     build_only: bool = False,
 ) -> None:
-    """Apply ``spec.train_op``; ``build_only``: create a Keras optimizer's variables instead."""
+    """Apply ``spec.train_op``; ``build_only``: create a Keras optimizer's variables instead.
+
+    An Operation or tensor train_op is an update model_fn already made: inside the traced step
+    its stateful ops run anyway (automatic control dependencies), so there is nothing to do.
+    """
     train_op = spec.train_op
     context = tf.distribute.get_replica_context()
     replicas = context.num_replicas_in_sync if context is not None else 1
@@ -620,6 +674,51 @@ def _apply_train_op(
         train_op.apply_gradients(pairs)
     elif callable(train_op):
         train_op(tape)
+
+
+def _check_no_feeds(requests: Sequence[Any]) -> None:
+    for request in requests:
+        if request is not None and getattr(request, "feed_dict", None):
+            raise ValueError(
+                "a hook's SessionRunArgs has a feed_dict (e.g. FeedFnHook): the TF2 function "
+                "backend has no feeds; feed the values through input_fn's Dataset instead"
+            )
+
+
+def _resolve_all(
+    requests: Sequence[Any], values: dict[str, Any], spec: EstimatorSpec | None
+) -> list[SessionRunValues | None]:
+    """Each request's fetches, looked up in ``values`` by name, or by identity for the tensors
+    model_fn returned as ``loss`` or predictions."""
+    by_identity: dict[int, str] = {}
+    if spec is not None:
+        if spec.loss is not None:
+            by_identity[id(spec.loss)] = "loss"
+        if isinstance(spec.predictions, dict):
+            by_identity.update({id(t): k for k, t in spec.predictions.items()})
+        elif spec.predictions is not None:
+            by_identity[id(spec.predictions)] = "predictions"
+
+    def lookup(fetch: Any) -> Any:
+        name = fetch if isinstance(fetch, str) else by_identity.get(id(fetch))
+        if name is None or name not in values:
+            raise KeyError(
+                f"hook fetch {fetch!r} is not available; a hook can fetch {sorted(values)} "
+                "(by name, or the loss/predictions tensors model_fn returned)"
+            )
+        return values[name]
+
+    return [
+        None if r is None else SessionRunValues(tf.nest.map_structure(lookup, r.fetches))
+        for r in requests
+    ]
+
+
+def _leading_dim(tensor: tf.Tensor) -> tf.Tensor:
+    """The first dimension of ``tensor``, or -1 for a scalar."""
+    if not tensor.shape.rank:
+        return tf.constant(-1, tf.int64)
+    return tf.cast(tf.shape(tensor)[0], tf.int64)
 
 
 def _step_values(spec: EstimatorSpec) -> dict[str, Any]:

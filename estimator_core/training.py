@@ -1,20 +1,21 @@
-"""train_and_evaluate: periodic evaluation (and export) while training, in one process.
+"""train_and_evaluate: evaluation (and export) at checkpoints while training, in one process.
 
-The loop, in pseudo-code::
+The loop, in pseudo-code (tf.estimator's ``run_local``)::
 
     restore each EvalSpec's recorded history (BestExporter's best survives a restart)
-    while global_step < max_steps:
-        estimator.train(train_spec.input_fn, max_steps=<next evaluation step>)   # one iterator
-        for each eval_spec that is due:                                          # all run
-            results = estimator.evaluate(eval_spec.input_fn, eval_spec.steps, name=eval_spec.name)
-            for exporter in eval_spec.exporters: exporter.export(...)
-        stop early when a hook stopped training or the input ended
-    final evaluation of every eval_spec, exporters with is_the_final_export=True
+    evaluate the latest checkpoint if a killed run saved it but did not evaluate it
+    estimator.train(train_spec.input_fn, hooks=train_spec.hooks, max_steps=train_spec.max_steps,
+                    saving_listeners=train_spec.saving_listeners + [evaluate_at_checkpoints])
+        # one call: the TrainSpec hooks see one begin()/end(), keep their timers, and any stop
+        # they request ends the run. After each checkpoint save, every EvalSpec that is due
+        # (EvalSchedule: every_n_steps, which adds save steps, or throttle_secs) evaluates the
+        # weights in memory (they equal that checkpoint) and runs its exporters, before the
+        # TrainSpec hooks see that step (so early stopping sees the evaluation).
+    final evaluation of every EvalSpec at the last checkpoint (is_the_final_export=True)
 
-Training continues one input pipeline across rounds (the same input_fn object) and the
-evaluations read the weights in memory, which equal the checkpoint just saved: nothing is
-rebuilt, reloaded or retraced between rounds. Killed and started again with the same
-arguments, it resumes from the latest checkpoint and ends at the same max_steps.
+Training continues one input pipeline and nothing is rebuilt, reloaded or retraced between
+evaluations. Killed and started again with the same arguments, it resumes from the latest
+checkpoint and ends at the same max_steps.
 
 In a ``TF_CONFIG`` cluster (see :class:`~estimator_core.RunConfig`) the roles split as in
 tf.estimator: chief and workers only train, together, to max_steps (evaluations would make
@@ -36,8 +37,10 @@ import tensorflow as tf
 from estimator_core import hooks as hooks_lib
 from estimator_core.checkpoints import checkpoint_step
 from estimator_core.distribute import EVALUATOR
+from estimator_core.estimator import Estimator
 from estimator_core.eval_history import read_eval_history
 from estimator_core.exporters import Exporter
+from estimator_core.schedule import EvalSchedule
 
 logger = logging.getLogger("estimator_core")
 
@@ -52,22 +55,29 @@ class TrainSpec:
     saving_listeners: Sequence[hooks_lib.CheckpointSaverListener] = ()
 
     def __post_init__(self) -> None:
-        if not callable(self.input_fn):
-            raise TypeError(
-                f"TrainSpec: input_fn must be callable, got {type(self.input_fn).__name__}"
-            )
+        _check_input_fn(self.input_fn)
         if self.max_steps is not None and self.max_steps <= 0:
-            raise ValueError(f"TrainSpec: max_steps must be > 0, given: {self.max_steps}")
+            raise ValueError(f"Must specify max_steps > 0, given: {self.max_steps}")
+        object.__setattr__(self, "hooks", _checked_hooks(self.hooks))
+        listeners = tuple(self.saving_listeners or ())
+        for listener in listeners:
+            if not hooks_lib.is_saving_listener(listener):
+                raise TypeError(
+                    "All saving_listeners must be `CheckpointSaverListener` instances, given: "
+                    f"{listener!r}"
+                )
+        object.__setattr__(self, "saving_listeners", listeners)
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalSpec:
     """How to evaluate: ``steps`` batches (None: all) of ``input_fn``, under ``name``.
 
-    When to evaluate: every ``every_n_steps`` global steps when given (an addition to
-    tf.estimator), else after the first checkpoint saved ``throttle_secs`` or more after the
-    previous evaluation. ``start_delay_secs`` applies to a separate evaluator task only.
-    ``exporters`` run after each evaluation of this spec.
+    When (:class:`~estimator_core.schedule.EvalSchedule`): every ``every_n_steps`` global steps
+    when given (an addition to tf.estimator; the Estimator saves a checkpoint there), else after
+    the first checkpoint saved ``throttle_secs`` or more after the previous evaluation (the
+    first checkpoint after the start always), as tf.estimator. ``start_delay_secs`` applies
+    to a separate evaluator task only. ``exporters`` run after each evaluation of this spec.
     """
 
     input_fn: Callable[..., Any]
@@ -80,29 +90,21 @@ class EvalSpec:
     every_n_steps: int | None = None
 
     def __post_init__(self) -> None:
-        if not callable(self.input_fn):
-            raise TypeError(
-                f"EvalSpec: input_fn must be callable, got {type(self.input_fn).__name__}"
-            )
+        _check_input_fn(self.input_fn)
         if self.steps is not None and self.steps <= 0:
-            raise ValueError(
-                f"EvalSpec({self.name!r}): steps must be > 0 or None, given: {self.steps}"
-            )
+            raise ValueError(f"Must specify steps > 0, given: {self.steps}")
+        if self.name is not None and not isinstance(self.name, str):
+            raise TypeError(f"`name` must be string, given: {self.name!r}")
         if self.every_n_steps is not None and self.every_n_steps <= 0:
             raise ValueError(
                 f"EvalSpec({self.name!r}): every_n_steps must be > 0, given: {self.every_n_steps}"
             )
-        if self.throttle_secs < 0 or self.start_delay_secs < 0:
-            raise ValueError(
-                f"EvalSpec({self.name!r}): throttle_secs and start_delay_secs must be >= 0"
-            )
-        exporters = (
-            (self.exporters,) if isinstance(self.exporters, Exporter) else tuple(self.exporters)
-        )
-        names = [e.name for e in exporters]
-        if len(set(names)) != len(names):
-            raise ValueError(f"EvalSpec({self.name!r}): exporter names must be unique, got {names}")
-        object.__setattr__(self, "exporters", exporters)
+        if self.start_delay_secs < 0:
+            raise ValueError(f"Must specify start_delay_secs >= 0, given: {self.start_delay_secs}")
+        if self.throttle_secs < 0:
+            raise ValueError(f"Must specify throttle_secs >= 0, given: {self.throttle_secs}")
+        object.__setattr__(self, "hooks", _checked_hooks(self.hooks))
+        object.__setattr__(self, "exporters", _checked_exporters(self.exporters))
 
 
 class TrainAndEvaluateResult(NamedTuple):
@@ -117,70 +119,64 @@ class TrainAndEvaluateResult(NamedTuple):
 
 
 def train_and_evaluate(
-    estimator: Any, train_spec: TrainSpec, eval_spec: EvalSpec | Sequence[EvalSpec]
-):
+    estimator: Estimator, train_spec: TrainSpec, eval_spec: EvalSpec | Sequence[EvalSpec]
+) -> TrainAndEvaluateResult:
     """Train ``estimator`` to ``train_spec.max_steps``, evaluating (and exporting) along the way.
 
-    ``eval_spec`` may be a list of EvalSpecs with distinct names: every round evaluates each one
-    that is due, and the final evaluation runs them all. Returns a
-    :class:`TrainAndEvaluateResult`.
+    ``eval_spec`` may be a list of EvalSpecs with distinct names: each evaluates when it is due,
+    and the final evaluation runs them all. Returns a :class:`TrainAndEvaluateResult`.
+    Needs checkpoints to evaluate: a ``RunConfig`` that saves some during training, or
+    ``EvalSpec.every_n_steps`` (``ValueError`` otherwise, as tf.estimator).
+
+    Exporters get ``is_the_final_export=True`` at the evaluation of ``max_steps``, or, when
+    training ends earlier (an early stop, the end of the input), at the final evaluation; an
+    exporter that already exported that step is not called again.
 
     In a multi-worker ``TF_CONFIG`` cluster, a chief or worker task trains to
     ``train_spec.max_steps`` and evaluates nothing (its results are None, its exports empty);
     an ``evaluator`` task runs :func:`run_evaluator`.
     """
-    single = isinstance(eval_spec, EvalSpec)
-    specs = [eval_spec] if single else list(eval_spec)
-    _check_specs(train_spec, specs)
-    cluster = estimator.config.cluster
-    if cluster.task_type == EVALUATOR:
-        return run_evaluator(estimator, train_spec, eval_spec)
-    if cluster.is_multi_worker:
-        estimator.train(
-            train_spec.input_fn,
-            hooks=train_spec.hooks,
-            max_steps=train_spec.max_steps,
-            saving_listeners=train_spec.saving_listeners,
+    if not isinstance(estimator, Estimator):
+        raise TypeError(
+            "`estimator` must have type `tf.estimator.Estimator` (estimator_core.Estimator), "
+            f"given {type(estimator).__name__}"
         )
+    single, specs = _specs(eval_spec)
+    _check_specs(train_spec, specs)
+    config = estimator.config
+    if config.task_type == EVALUATOR and config.task_id > 0:
+        raise ValueError(
+            "For distributed training, there can only be one `evaluator` task (with task id "
+            f"0). Given task id: {config.task_id}"
+        )
+    if config.task_type == EVALUATOR:
+        return run_evaluator(estimator, train_spec, eval_spec)
+    if config.cluster.is_multi_worker:
+        _train(estimator, train_spec)
         if single:
             return TrainAndEvaluateResult(None, [])
         return TrainAndEvaluateResult(
             {spec.name: None for spec in specs}, {spec.name: [] for spec in specs}
         )
-    state = {spec.name: _EvalState(spec, estimator) for spec in specs}
-    resumed_at = _checkpoint_step(estimator)
+    state = {spec.name: _EvalState(spec, estimator, train_spec.max_steps) for spec in specs}
+    start = _latest_step(estimator)
     for eval_state in state.values():  # a run killed between its save and its evaluation
-        if resumed_at and eval_state.due(resumed_at):
-            eval_state.evaluate(resumed_at, final=False)
-    while True:
-        step = _checkpoint_step(estimator)
-        if train_spec.max_steps is not None and step >= train_spec.max_steps:
-            break
-        target = _next_target(step, specs, train_spec.max_steps)
-        deadline = _throttle_hook(specs)
-        round_hooks = list(train_spec.hooks) + ([deadline] if deadline is not None else [])
-        estimator.train(
-            train_spec.input_fn,
-            hooks=round_hooks,
-            max_steps=target,
-            saving_listeners=train_spec.saving_listeners,
-        )
-        stop = estimator._last_train_stop  # "input", "hook" or None
-        if stop == "hook" and deadline is not None and deadline.fired:
-            stop = None
-        step = estimator.get_global_step_value()
-        if stop is not None:
-            logger.info("train_and_evaluate: training stopped (%s) at step %d", stop, step)
-            break
-        if train_spec.max_steps is not None and step >= train_spec.max_steps:
-            break  # the final evaluation follows
-        for eval_state in state.values():
-            if eval_state.due(step):
-                eval_state.evaluate(step, final=False)
-    step = _checkpoint_step(estimator)
+        if start and eval_state.due(start):
+            eval_state.evaluate(start)
+    _train(estimator, train_spec, _EvaluateAtCheckpoints(list(state.values()), start))
+    step = _latest_step(estimator)
     for eval_state in state.values():
         eval_state.evaluate(step, final=True)
     return _result(state, single)
+
+
+def _train(estimator: Estimator, train_spec: TrainSpec, *listeners: Any) -> None:
+    estimator.train(
+        input_fn=train_spec.input_fn,
+        hooks=list(train_spec.hooks),
+        max_steps=train_spec.max_steps,
+        saving_listeners=list(train_spec.saving_listeners) + list(listeners),
+    )
 
 
 def _result(state: dict[str | None, _EvalState], single: bool) -> TrainAndEvaluateResult:
@@ -194,47 +190,81 @@ def _result(state: dict[str | None, _EvalState], single: bool) -> TrainAndEvalua
     )
 
 
+class _EvaluateAtCheckpoints(hooks_lib.CheckpointSaverListener):
+    """After each checkpoint save of the run (not the save it started from), the evaluations
+    that are due; asks for saves at the steps the every_n_steps schedules evaluate."""
+
+    def __init__(self, states: list[_EvalState], start_step: int) -> None:
+        self._states = states
+        self._start_step = start_step
+
+    def next_save_step(self, global_step: int) -> int | None:
+        steps = [s.schedule.next_stop(global_step) for s in self._states if s.spec.every_n_steps]
+        return min((s for s in steps if s is not None), default=None)
+
+    def after_save(self, session: Any, global_step_value: int) -> None:
+        if global_step_value == self._start_step:
+            return
+        for state in self._states:
+            if state.due(global_step_value):
+                state.evaluate(global_step_value)
+
+
 class _EvalState:
-    def __init__(self, spec: EvalSpec, estimator: Any) -> None:
+    """One EvalSpec's evaluations in a run: when they are due, the last one, its exports."""
+
+    def __init__(self, spec: EvalSpec, estimator: Any, max_steps: int | None) -> None:
         self.spec = spec
+        self.schedule = EvalSchedule(spec.every_n_steps, spec.throttle_secs, max_steps)
         self.estimator = estimator
         self.last_result: dict[str, Any] | None = None
         self.exports: list[str] = []
         history = read_eval_history(estimator.eval_dir(spec.name))
-        self.last_step = history[-1]["global_step"] if history else None
-        self.last_time = time.monotonic()
-        start = _checkpoint_step(estimator)
+        self.last_step: int | None = history[-1]["global_step"] if history else None
+        self.last_time: float | None = None
+        self._final = False
+        self._exported_last: set[str] = set()  # exporters that exported last_step
+        start = _latest_step(estimator)
         for exporter in spec.exporters:
-            restore = getattr(exporter, "restore_best", None)
-            if restore is not None:
-                restore([h for h in history if h["global_step"] < start])
+            exporter.restore([h for h in history if h["global_step"] < start])
 
     def due(self, step: int) -> bool:
-        if self.last_step == step:
-            return False
-        if self.spec.every_n_steps is not None:
-            last = self.last_step or 0
-            return step // self.spec.every_n_steps > last // self.spec.every_n_steps
-        return time.monotonic() - self.last_time >= self.spec.throttle_secs
+        since = None if self.last_time is None else time.monotonic() - self.last_time
+        return self.schedule.due(step, self.last_step, since)
 
-    def evaluate(self, step: int, final: bool, checkpoint_path: str | None = None) -> None:
-        if self.last_step == step and not final:
+    def evaluate(
+        self, step: int, final: bool | None = None, checkpoint_path: str | None = None
+    ) -> None:
+        """Evaluate ``step`` (unless it was just evaluated) and run the exporters;
+        ``final`` (default: ``step`` is max_steps) marks the run's last evaluation."""
+        final = self.schedule.finished(step) if final is None else final
+        if self._final:
             return
-        if self.last_step != step or self.last_result is None:
-            self.last_result = self.estimator.evaluate(
-                self.spec.input_fn,
-                steps=self.spec.steps,
-                hooks=self.spec.hooks,
-                name=self.spec.name,
-                checkpoint_path=checkpoint_path,
-            )
-        self.last_step, self.last_time = step, time.monotonic()
+        evaluated = self.last_step == step and (self.last_result is not None or not final)
+        if evaluated and not final:
+            return
         checkpoint = checkpoint_path or self.estimator.latest_checkpoint()
+        if not evaluated:
+            self.last_result = _checked_result(
+                self.estimator.evaluate(
+                    input_fn=self.spec.input_fn,
+                    steps=self.spec.steps,
+                    hooks=self.spec.hooks,
+                    checkpoint_path=checkpoint,
+                    name=self.spec.name,
+                )
+            )
+            self.last_step, self.last_time = step, time.monotonic()
+            self._exported_last = set()
         for exporter in self.spec.exporters:
+            if exporter.name in self._exported_last:
+                continue
             base = os.path.join(self.estimator.model_dir, "export", exporter.name)
             path = exporter.export(self.estimator, base, checkpoint, self.last_result, final)
             if path is not None:
                 self.exports.append(path)
+                self._exported_last.add(exporter.name)
+        self._final = final
 
 
 def run_evaluator(
@@ -256,10 +286,9 @@ def run_evaluator(
     give max_steps). A checkpoint deleted before it was read (``keep_checkpoint_max``) is
     logged and skipped. Returns the last results and exports, as :func:`train_and_evaluate`.
     """
-    single = isinstance(eval_spec, EvalSpec)
-    specs = [eval_spec] if single else list(eval_spec)
+    single, specs = _specs(eval_spec)
     _check_specs(train_spec, specs)
-    state = {spec.name: _EvalState(spec, estimator) for spec in specs}
+    state = {spec.name: _EvalState(spec, estimator, train_spec.max_steps) for spec in specs}
     time.sleep(min(spec.start_delay_secs for spec in specs))
     throttle = min(spec.throttle_secs for spec in specs)
     max_steps = train_spec.max_steps
@@ -281,52 +310,88 @@ def run_evaluator(
     return _result(state, single)
 
 
-class _DeadlineHook(hooks_lib.SessionRunHook):
-    """Ends a training round ``seconds`` after it started (throttle_secs rounds)."""
-
-    def __init__(self, seconds: float) -> None:
-        self._seconds = seconds
-        self._start = time.monotonic()
-        self.fired = False
-
-    def begin(self) -> None:
-        self._start = time.monotonic()
-
-    def after_run(self, run_context, run_values) -> None:
-        if time.monotonic() - self._start >= self._seconds:
-            self.fired = True
-            run_context.request_stop()
-
-    def next_trigger_step(self, global_step: int) -> int | None:
-        return None
+def _specs(eval_spec: Any) -> tuple[bool, list[Any]]:
+    """(one EvalSpec given?, the EvalSpecs)."""
+    if isinstance(eval_spec, (list, tuple)):
+        return False, list(eval_spec)
+    return True, [eval_spec]
 
 
 def _check_specs(train_spec: TrainSpec, specs: list[EvalSpec]) -> None:
     if not isinstance(train_spec, TrainSpec):
-        raise TypeError(f"train_spec must be a TrainSpec, got {type(train_spec).__name__}")
+        raise TypeError(
+            "`train_spec` must have type `tf.estimator.TrainSpec` (estimator_core.TrainSpec), "
+            f"given {type(train_spec).__name__}"
+        )
     if not specs:
         raise ValueError("eval_spec: give at least one EvalSpec")
     for spec in specs:
         if not isinstance(spec, EvalSpec):
-            raise TypeError(f"eval_spec must be EvalSpec(s), got {type(spec).__name__}")
+            raise TypeError(
+                "`eval_spec` must have type `tf.estimator.EvalSpec` (estimator_core.EvalSpec), "
+                f"given {type(spec).__name__}"
+            )
     names = [spec.name for spec in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"eval_spec: EvalSpec names must be distinct, got {names}")
 
 
-def _checkpoint_step(estimator: Any) -> int:
+def _check_input_fn(input_fn: Any) -> None:
+    if not callable(input_fn):
+        raise TypeError(f"`input_fn` must be callable, given: {input_fn!r}")
+
+
+def _checked_hooks(hooks: Sequence[Any]) -> tuple[Any, ...]:
+    hooks = tuple(hooks or ())
+    for hook in hooks:
+        if not hooks_lib.is_session_run_hook(hook):
+            raise TypeError(f"All hooks must be `SessionRunHook` instances, given: {hook!r}")
+    return hooks
+
+
+def _checked_exporters(exporters: Any) -> tuple[Exporter, ...]:
+    if exporters is None:
+        return ()
+    if isinstance(exporters, Exporter):
+        exporters = (exporters,)
+    elif isinstance(exporters, (list, tuple)):
+        exporters = tuple(exporters)
+    else:
+        raise TypeError(f"`exporters` must be an Exporter or a list of them, given {exporters!r}")
+    names: set[str] = set()
+    for exporter in exporters:
+        if not isinstance(exporter, Exporter):
+            raise TypeError(f"`exporters` must be an Exporter, given {exporter!r}")
+        if not exporter.name:
+            raise ValueError(
+                "An Exporter cannot have a name that is `None` or empty. All exporter names: "
+                f"{[e.name for e in exporters]}"
+            )
+        if not isinstance(exporter.name, str):
+            raise ValueError(f"An Exporter must have a string name. Given: {exporter.name!r}")
+        if exporter.name in names:
+            raise ValueError(
+                f"`exporters` must have unique names. Such a name cannot be `None`. "
+                f"{exporter.name!r} already exists."
+            )
+        names.add(exporter.name)
+    return exporters
+
+
+def _checked_result(result: Any) -> dict[str, Any]:
+    """tf.estimator's checks of what evaluate() returned (a broken Estimator subclass)."""
+    if not isinstance(result, dict):
+        raise TypeError(f"`Estimator.evaluate` should return dict. Given {type(result)}.")
+    if not result:
+        raise ValueError("Internal error: `Estimator.evaluate` should never return empty metrics.")
+    if "global_step" not in result:
+        raise ValueError(
+            "Internal error: `Estimator.evaluate` result should have `global_step` in result. "
+            f"Given {result}"
+        )
+    return result
+
+
+def _latest_step(estimator: Any) -> int:
     latest = estimator.latest_checkpoint()
-    return int(latest.rsplit("-", 1)[1]) if latest else 0
-
-
-def _next_target(step: int, specs: list[EvalSpec], max_steps: int | None) -> int | None:
-    """The global step the next round trains to: the nearest every_n_steps multiple or max_steps."""
-    targets = [(step // s.every_n_steps + 1) * s.every_n_steps for s in specs if s.every_n_steps]
-    if max_steps is not None:
-        targets.append(max_steps)
-    return min(targets) if targets else None
-
-
-def _throttle_hook(specs: list[EvalSpec]) -> _DeadlineHook | None:
-    throttled = [s.throttle_secs for s in specs if s.every_n_steps is None]
-    return _DeadlineHook(min(throttled)) if throttled else None
+    return checkpoint_step(latest) if latest else 0

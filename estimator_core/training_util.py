@@ -32,9 +32,18 @@ def get_global_step() -> tf.Variable:
 
 @contextlib.contextmanager
 def global_step_scope(global_step: tf.Variable) -> Iterator[None]:
+    """While an Estimator runs model_fn: ``get_global_step()`` returns ``global_step``, and so
+    does TF1's ``tf.compat.v1.train.get_global_step()`` (the variable is in the current graph's
+    ``GLOBAL_STEP`` collection, which traced functions read)."""
     stack = _active()
     stack.append(global_step)
+    collection = tf.compat.v1.get_default_graph().get_collection_ref(
+        tf.compat.v1.GraphKeys.GLOBAL_STEP
+    )
+    collection.append(global_step)
     try:
         yield
     finally:
+        # By identity: a variable's == is an element-wise comparison.
+        del collection[max(i for i, v in enumerate(collection) if v is global_step)]
         stack.pop()

@@ -23,6 +23,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+try:  # TF1's variable store, isolated per model_fn call (see VariableStore.model_fn_call)
+    from tensorflow.python.ops import variable_scope as _variable_scope
+except ImportError:  # pragma: no cover
+    _variable_scope = None
+
 KeyMap = Callable[[str], "str | None"]
 _NUMERIC_SUFFIX = re.compile(r"_\d+(?=$|/|_)")
 CHECKPOINT_ROOT = "variables"
@@ -83,10 +88,14 @@ class VariableStore:
         previous = getattr(self._calls, "state", None)
         self._calls.state = state
         try:
-            with tf.variable_creator_scope(self._creator):
+            # A fresh TF1 variable store per call: tf.compat.v1.get_variable then asks this
+            # store (through the creator) instead of finding its own variable of an earlier
+            # trace, or of another Estimator.
+            with _tf1_variable_store(), tf.variable_creator_scope(self._creator):
                 yield state
         finally:
             self._calls.state = previous
+            state.unregister_tf1_collections()
 
     def set_pending_checkpoint(
         self, reader: tf.train.CheckpointReader | None, source: KeyMap | None = None
@@ -100,12 +109,14 @@ class VariableStore:
     def _creator(self, next_creator: Any, **kwargs: Any) -> tf.Variable:
         state = getattr(self._calls, "state", None)
         assert state is not None, "variable creator used outside model_fn_call"
-        key = state.key_for(kwargs.get("name") or "Variable")
+        key = state.key_for(kwargs.get("name") or "Variable", full_name=_from_get_variable(kwargs))
         local = _is_metric_accumulator(kwargs)
         store_key = f"{key}@{state.mode}" if local else key
         existing = self.variables.get(store_key)
         if existing is not None:
             state.used.append(existing)
+            if not local:
+                state.register_tf1_collections(existing)
             return existing
         if not state.allow_creation:
             # Tracing may re-wrap the exception (autograph's StagingError): leave a mark too.
@@ -119,6 +130,8 @@ class VariableStore:
         if ckpt_key in self._pending_shapes:
             kwargs["initial_value"] = self._checkpoint_value(key, ckpt_key, kwargs)
         variable = next_creator(**kwargs)
+        if not local:
+            state.register_tf1_collections(variable)
         self.variables[store_key] = variable
         if not local:
             self.checkpointed[key] = variable
@@ -187,9 +200,12 @@ class _CallState:
         self._prefix = f"{name_scope}/" if name_scope else ""
         self._counts: dict[str, int] = {}
         self.used: list[tf.Variable] = []
+        self._registered: list[tuple[list[Any], tf.Variable]] = []
 
-    def key_for(self, name: str) -> str:
-        scope = tf.get_current_name_scope()
+    def key_for(self, name: str, full_name: bool = False) -> str:
+        """The key of a variable named ``name`` (``full_name``: a TF1 variable-scope path,
+        which already holds the scopes)."""
+        scope = "" if full_name else tf.get_current_name_scope()
         full = f"{scope}/{name}" if scope else name
         if self._prefix and full.startswith(self._prefix):
             full = full[len(self._prefix) :]
@@ -198,6 +214,33 @@ class _CallState:
         self._counts[base] = occurrence + 1
         return f"{base}_{occurrence}" if occurrence else base
 
+    def register_tf1_collections(self, variable: tf.Variable) -> None:
+        """Put ``variable`` in the current graph's GLOBAL_VARIABLES (and TRAINABLE_VARIABLES)
+        collections for the rest of the call, as TF1 graph mode did: TF1 optimizers find
+        their variables there (``tf.compat.v1.trainable_variables()``). A traced function
+        writes these collections to the process-wide graph, so they are taken out again at the
+        end of the call (:meth:`unregister_tf1_collections`)."""
+        if tf.executing_eagerly():
+            return
+        graph = tf.compat.v1.get_default_graph()
+        keys = [tf.compat.v1.GraphKeys.GLOBAL_VARIABLES]
+        if variable.trainable:
+            keys.append(tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES)
+        for key in keys:
+            collection = graph.get_collection_ref(key)
+            if not any(v is variable for v in collection):
+                collection.append(variable)
+                self._registered.append((collection, variable))
+
+    def unregister_tf1_collections(self) -> None:
+        for collection, variable in reversed(self._registered):
+            # By identity: a variable's == is an element-wise comparison.
+            for i in range(len(collection) - 1, -1, -1):
+                if collection[i] is variable:
+                    del collection[i]
+                    break
+        self._registered = []
+
     def trainable_variables(self) -> list[tf.Variable]:
         """The trainable variables this call used, each once, in order of first use."""
         seen: dict[int, tf.Variable] = {}
@@ -205,6 +248,21 @@ class _CallState:
             if variable.trainable:
                 seen.setdefault(id(variable), variable)
         return list(seen.values())
+
+
+@contextlib.contextmanager
+def _tf1_variable_store() -> Iterator[None]:
+    if _variable_scope is None:  # a TensorFlow without these internals: TF1's own store
+        yield
+        return
+    with _variable_scope.with_variable_store(_variable_scope._VariableStore()):
+        yield
+
+
+def _from_get_variable(kwargs: dict[str, Any]) -> bool:
+    """True for a variable that ``tf.compat.v1.get_variable`` creates: its name is the full
+    variable-scope path (``dense/kernel``) and the name scope must not be added again."""
+    return "collections" in kwargs and "/" in (kwargs.get("name") or "")
 
 
 def _same_key(key: str) -> str:

@@ -100,9 +100,9 @@ def test_two_worker_cluster_with_an_evaluator(tmp_path):
     assert chief["replicas"] == worker["replicas"] == 2
     assert chief["global_step"] == worker["global_step"] == 60
     assert _max_difference(chief["weights"], worker["weights"]) == 0
-    # Only the chief wrote to model_dir: its checkpoints every 20 steps and one events file.
+    # Only the chief wrote to model_dir: step 0, every 20 steps and one events file.
     assert sorted(p.name for p in model_dir.glob("*.index")) == [
-        f"model.ckpt-{s}.index" for s in (20, 40, 60)
+        f"model.ckpt-{s}.index" for s in (0, 20, 40, 60)
     ]
     saved = tf.train.load_checkpoint(str(model_dir / "model.ckpt-60"))
     kernel = saved.get_tensor("variables/hidden.Skernel/.ATTRIBUTES/VARIABLE_VALUE")

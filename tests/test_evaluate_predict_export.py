@@ -139,17 +139,20 @@ def test_checkpoints_numbered_kept_and_standard(tmp_path, train_input):
     )
     other = est.Estimator(digits.model_fn, model_dir=tmp_path / "all", config=keep_all)
     other.train(train_input, steps=70)
-    assert len(tf.train.get_checkpoint_state(str(tmp_path / "all")).all_model_checkpoint_paths) == 4
+    kept_all = tf.train.get_checkpoint_state(str(tmp_path / "all")).all_model_checkpoint_paths
+    assert [os.path.basename(p) for p in kept_all] == [
+        f"model.ckpt-{s}" for s in (0, 20, 40, 60, 70)
+    ]
 
 
-def test_no_periodic_checkpoints_still_saves_at_end(tmp_path, train_input):
+def test_no_periodic_checkpoints_still_saves_at_start_and_end(tmp_path, train_input):
     config = est.RunConfig(save_checkpoints_steps=None, save_checkpoints_secs=None)
     estimator = est.Estimator(digits.model_fn, model_dir=tmp_path, config=config)
     estimator.train(train_input, steps=30)
     assert [
         os.path.basename(p)
         for p in tf.train.get_checkpoint_state(str(tmp_path)).all_model_checkpoint_paths
-    ] == ["model.ckpt-30"]
+    ] == ["model.ckpt-0", "model.ckpt-30"]
 
 
 def test_predict_single_examples_batches_and_keys(trained, digits_arrays):

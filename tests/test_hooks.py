@@ -134,6 +134,8 @@ def test_saving_listener_lifecycle_and_stop(tmp_path, train_input):
     est_.train(train_input, steps=100, saving_listeners=[listener])
     assert listener.events == [
         "begin",
+        ("before", 0),  # a new model: step 0 is saved when training starts, as in tf.estimator
+        ("after", 0),
         ("before", 10),
         ("after", 10),
         ("before", 20),

@@ -236,13 +236,21 @@ def test_in_memory_evaluator_hook_evaluates_the_weights_being_trained(tmp_path, 
     estimator_.train(train_fn, steps=45, hooks=[hook, loops])
     assert estimator_.get_global_step_value() == 45
     assert loops.steps == [10, 20, 30, 40, 45]
-    # every 10 steps and at the end; the training step, not the latest checkpoint's (20 at 30)
-    assert [r["global_step"] for r in hook.results] == [10, 20, 30, 40, 45]
+    # at the start, every 10 steps and at the end; the training step, not the latest
+    # checkpoint's (20 at 30)
+    assert [r["global_step"] for r in hook.results] == [0, 10, 20, 30, 40, 45]
     assert calls == {"train": 1, "eval": 1}, "one training iterator, one evaluation Dataset"
     assert eval_hook.final_ops_values is not None
     history = read_eval_history(estimator_.eval_dir("heldout"))
-    assert [h["global_step"] for h in history] == [10, 20, 30, 40, 45]
-    assert sorted(event_scalars(estimator_.eval_dir("heldout"))["accuracy"]) == [10, 20, 30, 40, 45]
+    assert [h["global_step"] for h in history] == [0, 10, 20, 30, 40, 45]
+    assert sorted(event_scalars(estimator_.eval_dir("heldout"))["accuracy"]) == [
+        0,
+        10,
+        20,
+        30,
+        40,
+        45,
+    ]
     losses = [float(r["loss"]) for r in hook.results]
     assert losses[-1] < losses[0]
 
@@ -251,8 +259,8 @@ def test_in_memory_evaluator_hook_evaluates_the_weights_being_trained(tmp_path, 
         eval_fn, checkpoint_path=os.path.join(estimator_.model_dir, "model.ckpt-20"), name="check"
     )
     assert at_20["global_step"] == 20
-    assert float(at_20["loss"]) == pytest.approx(float(hook.results[1]["loss"]), rel=1e-6)
-    assert at_20["accuracy"] == hook.results[1]["accuracy"]
+    assert float(at_20["loss"]) == pytest.approx(float(hook.results[2]["loss"]), rel=1e-6)
+    assert at_20["accuracy"] == hook.results[2]["accuracy"]
 
     # training was not disturbed: the same weights as training without evaluations
     plain = estimator(tmp_path / "plain", tf_random_seed=7)

@@ -120,7 +120,8 @@ def test_early_stopping_ends_the_run_at_the_right_step(tmp_path, inputs):
     )
     history = read_eval_history(estimator.eval_dir())
     first_good = next(e["global_step"] for e in history if e["accuracy"] > 0.5)
-    assert metrics["global_step"] == first_good + 20 < 1000
+    # the evaluation at a checkpoint runs before the hooks see that step (tf.estimator's order)
+    assert metrics["global_step"] == first_good < 1000
     assert [e["global_step"] for e in history][-1] == metrics["global_step"]
 
 
@@ -158,9 +159,9 @@ def test_early_stopping_no_decrease_and_read_eval_metrics(tmp_path):
 
 
 def test_specs_validate_their_arguments(inputs):
-    with pytest.raises(ValueError, match="max_steps must be > 0"):
+    with pytest.raises(ValueError, match="Must specify max_steps > 0"):
         est.TrainSpec(inputs["train"], max_steps=0)
-    with pytest.raises(ValueError, match="exporter names must be unique"):
+    with pytest.raises(ValueError, match="must have unique names"):
         est.EvalSpec(inputs["heldout"], exporters=[est.exporters.FinalExporter("a", RECEIVER)] * 2)
     with pytest.raises(ValueError, match="names must be distinct"):
         est.train_and_evaluate(
