@@ -8,6 +8,7 @@
 from estimator_core import early_stopping, export, exporters, metrics
 from estimator_core.checkpoints import WarmStartSettings
 from estimator_core.estimator import Estimator
+from estimator_core.exporters import BestExporter, Exporter, FinalExporter, LatestExporter
 from estimator_core.hooks import (
     CheckpointSaverListener,
     FinalOpsHook,
@@ -39,13 +40,17 @@ from estimator_core.training_util import get_global_step
 from estimator_core.variables import VariableMismatchError
 
 __all__ = [
+    "BestExporter",
     "CheckpointSaverListener",
     "Estimator",
     "EstimatorSpec",
     "EvalSpec",
+    "Exporter",
+    "FinalExporter",
     "FinalOpsHook",
     "GlobalStepWaiterHook",
     "InMemoryEvaluatorHook",
+    "LatestExporter",
     "LoggingTensorHook",
     "ModeKeys",
     "NanLossDuringTrainingError",

@@ -1,6 +1,7 @@
 """Early stopping hooks, as ``tf.estimator.experimental``'s: they read recorded eval results.
 
-Every evaluation records its results in ``<eval_dir>/eval_history.json``; these hooks check
+Every evaluation records its results in its eval dir (:mod:`estimator_core.eval_history`:
+``eval_history.json``, or the event files of a tf.estimator eval dir); these hooks check
 them during training (every ``run_every_steps`` global steps, or ``run_every_secs`` seconds)
 and request a stop when their condition holds. In ``train_and_evaluate`` a stop ends the run
 (after the final evaluation).
@@ -12,7 +13,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from estimator_core.eval_history import read_eval_history
+from estimator_core.eval_history import read_eval_metrics
 from estimator_core.hooks import (
     SessionRunArgs,
     SessionRunContext,
@@ -20,11 +21,6 @@ from estimator_core.hooks import (
     SessionRunValues,
     _PeriodicHook,
 )
-
-
-def read_eval_metrics(eval_dir: str) -> dict[int, dict[str, Any]]:
-    """Recorded eval results in ``eval_dir``: global step → metrics, in step order."""
-    return {entry["global_step"]: entry for entry in read_eval_history(eval_dir)}
 
 
 class _StopOnPredicateHook(_PeriodicHook):

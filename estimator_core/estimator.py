@@ -17,7 +17,7 @@ from estimator_core import hooks as hooks_lib
 from estimator_core.backend import LoopResult, ModelFnBackend
 from estimator_core.checkpoints import GLOBAL_STEP_KEY, Checkpointer, WarmStartSettings
 from estimator_core.distribute import input_context, training_strategy
-from estimator_core.eval_history import record_eval_result
+from estimator_core.eval_history import EvalRecorder
 from estimator_core.export.serving import ServingInputReceiver
 from estimator_core.function_backend import FunctionBackend
 from estimator_core.mode_keys import ModeKeys
@@ -110,7 +110,7 @@ class Estimator:
         )
         private_dir = self._scratch.name if self._scratch is not None else None
         self._train_writer = tf.summary.create_file_writer(private_dir or model_dir)
-        self._eval_writers: dict[str, tf.summary.SummaryWriter] = {}
+        self._eval_recorder = EvalRecorder()
         self._train_input: tuple[Callable[..., Any], Any, bool] | None = None
         self._eval_inputs: list[tuple[Callable[..., Any], tf.data.Dataset]] = []
         # Why the last train() call ended early: "hook", "input" or None (read by
@@ -308,8 +308,7 @@ class Estimator:
         hooks_set.end()
         results: dict[str, Any] = dict(self._backend.metric_results())
         results["global_step"] = self._global_step()
-        self._write_eval_summaries(name, results)
-        record_eval_result(self.eval_dir(name), results)
+        self._eval_recorder.record(self.eval_dir(name), results)
         logger.info(
             "Saving dict for global step %d: %s",
             results["global_step"],
@@ -551,17 +550,6 @@ class Estimator:
         if context.stop_requested:
             return result, "hook"
         return result, "input" if result.steps < num_steps else None
-
-    def _write_eval_summaries(self, name: str | None, results: dict[str, Any]) -> None:
-        directory = self.eval_dir(name)
-        writer = self._eval_writers.get(directory)
-        if writer is None:
-            writer = self._eval_writers[directory] = tf.summary.create_file_writer(directory)
-        with writer.as_default(step=results["global_step"]):
-            for key, value in results.items():
-                if key != "global_step" and np.ndim(value) == 0:
-                    tf.summary.scalar(key, value)
-        writer.flush()
 
     def _latest_reader(self) -> tf.train.CheckpointReader:
         latest = self.latest_checkpoint()
