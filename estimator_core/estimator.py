@@ -18,6 +18,7 @@ from estimator_core.backend import LoopResult, ModelFnBackend
 from estimator_core.checkpoints import GLOBAL_STEP_KEY, Checkpointer, WarmStartSettings
 from estimator_core.distribute import input_context, training_strategy
 from estimator_core.eval_history import EvalRecorder
+from estimator_core.export.saved_model import rename_signature_inputs
 from estimator_core.export.serving import ServingInputReceiver
 from estimator_core.function_backend import FunctionBackend
 from estimator_core.mode_keys import ModeKeys
@@ -367,7 +368,7 @@ class Estimator:
 
     def export_saved_model(
         self,
-        export_dir_base: str | os.PathLike,
+        export_dir_base: str | bytes | os.PathLike,
         serving_input_receiver_fn: Callable[[], ServingInputReceiver],
         assets_extra: Mapping[str, str] | None = None,
         as_text: bool = False,
@@ -375,29 +376,29 @@ class Estimator:
     ) -> str:
         """Export the model as a SavedModel in a new ``export_dir_base/<timestamp>`` directory.
 
-        One signature per ``export_outputs`` entry of the PREDICT-mode spec (``serving_default``
-        among them), taking the receiver's inputs. ``assets_extra`` maps destination paths under
-        ``assets.extra/`` to source files. ``as_text`` also writes ``saved_model.pbtxt``. The
-        directory is written under a temporary name and renamed when complete. Returns its path.
+        ``serving_input_receiver_fn`` is called inside a graph, so it may build
+        ``tf.compat.v1.placeholder``s (see :mod:`estimator_core.export.serving`); model_fn is
+        called in PREDICT mode on its features. One signature per ``export_outputs`` entry of
+        the spec (``serving_default`` among them) and receiver (``<alternative>:<entry>`` for
+        each of ``receiver_tensors_alternatives``), taking the receiver tensors under their
+        keys. ``assets_extra`` maps destination paths under ``assets.extra/`` to source
+        files. ``as_text`` also writes ``saved_model.pbtxt``. The directory is written under
+        a temporary name and renamed when complete. Returns its path (a ``str``;
+        ``export_dir_base`` may be ``str``, ``bytes`` or a path object).
         """
-        receiver = serving_input_receiver_fn()
-        if not isinstance(receiver, ServingInputReceiver):
-            raise TypeError(
-                "serving_input_receiver_fn must return an estimator_core.export."
-                f"ServingInputReceiver, got {type(receiver).__name__}"
-            )
+        export_dir_base = os.fsdecode(export_dir_base)
         self._restore_for_inference(checkpoint_path, required=True)
-        signatures, variables = self._backend.serving_functions(receiver)
+        serving = self._backend.serving_functions(serving_input_receiver_fn)
         # Keyed like the Estimator's checkpoints, so a SavedModel can be warm-started from.
-        root = tf.train.Checkpoint(**{CHECKPOINT_ROOT: variables})
-        export_dir_base = os.fspath(export_dir_base)
+        root = tf.train.Checkpoint(**{CHECKPOINT_ROOT: serving.variables})
         tf.io.gfile.makedirs(export_dir_base)
         final_dir = _fresh_timestamp_dir(export_dir_base)
         temp_dir = os.path.join(
             export_dir_base, f".temp-{os.path.basename(final_dir)}-{os.getpid()}"
         )
         try:
-            tf.saved_model.save(root, temp_dir, signatures=signatures)
+            tf.saved_model.save(root, temp_dir, signatures=serving.functions)
+            rename_signature_inputs(temp_dir, serving.input_names)
             if as_text:
                 _write_pbtxt(temp_dir)
             for dest, source in (assets_extra or {}).items():
