@@ -152,6 +152,11 @@ class Estimator:
     def model_fn(self) -> Callable[..., EstimatorSpec]:
         return self._model_fn
 
+    @property
+    def warm_start_from(self) -> WarmStartSettings | None:
+        """The warm start given to the constructor (as :class:`WarmStartSettings`), or None."""
+        return self._warm_start_from
+
     # -- train ------------------------------------------------------------------------------
 
     def train(
