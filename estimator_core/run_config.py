@@ -80,9 +80,10 @@ class RunConfig:
 
     Accepted for tf.estimator programs, with what they mean here:
 
-    * ``device_fn``: a function of one argument ``op`` returning a device string for each op
-      model_fn creates (validated as tf.estimator validated it; see the Estimator for where it
-      is applied).
+    * ``device_fn``: a function of one argument ``op`` returning the device of each op
+      model_fn creates (``tf.compat.v1.device(device_fn)`` around model_fn, as tf.estimator
+      did); not applied under a distribution strategy (as in tf.estimator) nor with
+      ``run_eagerly`` (TensorFlow has no device functions in eager mode).
     * ``protocol``: the server protocol, ``None`` or ``"grpc"`` (what multi-worker training
       uses); ``"grpc+verbs"`` is refused: TensorFlow 2 has no verbs transport.
     * ``experimental_distribute``: must be None (``tf.contrib``'s DistributeConfig is gone;

@@ -163,3 +163,20 @@ def test_tf_config_places(monkeypatch):
     )
     assert evaluator.cluster_spec.as_dict() == {} and evaluator.task_id == 12
     assert evaluator.num_ps_replicas == 0 and evaluator.global_id_in_cluster is None
+
+
+def test_device_fn_places_the_ops_model_fn_creates(tmp_path):
+    placed = []
+
+    def device_fn(op):
+        placed.append(op.type)
+        return "/cpu:0"
+
+    def model_fn(features, mode):
+        loss = tf.reduce_sum(tf.Variable(2.0, name="w") * features)
+        return est.EstimatorSpec(mode, loss=loss, train_op=lambda tape: None)
+
+    config = est.RunConfig(device_fn=device_fn, log_step_count_steps=None)
+    estimator = est.Estimator(model_fn, model_dir=tmp_path, config=config)
+    estimator.train(lambda: tf.data.Dataset.from_tensors(1.0).repeat(), steps=1)
+    assert "Mul" in placed and "Sum" in placed
