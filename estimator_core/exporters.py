@@ -32,6 +32,12 @@ class Exporter(abc.ABC):
     def name(self) -> str:
         """Directory name under ``<model_dir>/export``."""
 
+    def restore(self, eval_history: list[dict[str, Any]]) -> None:
+        """Called by ``train_and_evaluate`` before the first evaluation of a run, with the
+        results its EvalSpec recorded before the run started (oldest first), so that an
+        exporter can go on where a previous run stopped. The default does nothing."""
+        del eval_history  # most exporters keep no state across evaluations
+
     @abc.abstractmethod
     def export(
         self,
@@ -151,7 +157,7 @@ class BestExporter(_SavedModelExporter):
     is better; it must take exactly those two arguments (tf.estimator's rule).
 
     The best so far survives a restart. ``train_and_evaluate`` hands the exporter the recorded
-    evaluations of its EvalSpec (:meth:`restore_best`) before the first evaluation; used on its
+    evaluations of its EvalSpec (:meth:`restore`) before the first evaluation; used on its
     own, the exporter reads, at its first export for an Estimator, the evaluations recorded in
     the eval dirs of the event files matching ``event_file_pattern`` (relative to the
     Estimator's model_dir; ``None``: read nothing). Eval dirs written by tf.estimator 2.15
@@ -185,11 +191,11 @@ class BestExporter(_SavedModelExporter):
         self._has_exported = False
         self.best_eval_result: dict[str, Any] | None = None
 
-    def restore_best(self, history: list[dict[str, Any]]) -> None:
+    def restore(self, eval_history: list[dict[str, Any]]) -> None:
         """Take the best of already recorded evaluation results as the one to beat (instead of
         reading ``event_file_pattern``)."""
         self._restored = True
-        self._take_best(history)
+        self._take_best(eval_history)
 
     def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
         model_dir = estimator.model_dir

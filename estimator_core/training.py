@@ -205,9 +205,7 @@ class _EvalState:
         self.last_time = time.monotonic()
         start = _checkpoint_step(estimator)
         for exporter in spec.exporters:
-            restore = getattr(exporter, "restore_best", None)
-            if restore is not None:
-                restore([h for h in history if h["global_step"] < start])
+            exporter.restore([h for h in history if h["global_step"] < start])
 
     def due(self, step: int) -> bool:
         if self.last_step == step:
