@@ -5,9 +5,22 @@
 ``est.get_global_step()`` for use inside model_fn. Pure TensorFlow: no orchestration or tracking.
 """
 
-from estimator_core import early_stopping, export, exporters, metrics, schedule
+import tensorflow as _tf
+
+from estimator_core import (
+    early_stopping,
+    experimental,
+    export,
+    exporters,
+    feature_column,
+    inputs,
+    metrics,
+    schedule,
+)
 from estimator_core.checkpoints import WarmStartSettings
 from estimator_core.estimator import Estimator
+from estimator_core.exporters import BestExporter, Exporter, FinalExporter, LatestExporter
+from estimator_core.extenders import add_metrics
 from estimator_core.hooks import (
     CheckpointSaverHook,
     CheckpointSaverListener,
@@ -28,6 +41,7 @@ from estimator_core.hooks import (
     SummarySaverHook,
 )
 from estimator_core.mode_keys import ModeKeys
+from estimator_core.parsing import classifier_parse_example_spec, regressor_parse_example_spec
 from estimator_core.run_config import RunConfig
 from estimator_core.schedule import EvalSchedule
 from estimator_core.spec import EstimatorSpec
@@ -41,17 +55,24 @@ from estimator_core.training import (
 from estimator_core.training_util import get_global_step
 from estimator_core.variables import VariableMismatchError
 
+# tf.estimator.VocabInfo was TensorFlow's own (warm starting's vocabulary remapping).
+VocabInfo = _tf.compat.v1.train.VocabInfo
+
 __all__ = [
+    "BestExporter",
     "CheckpointSaverHook",
     "CheckpointSaverListener",
     "Estimator",
     "EstimatorSpec",
     "EvalSchedule",
     "EvalSpec",
+    "Exporter",
     "FeedFnHook",
+    "FinalExporter",
     "FinalOpsHook",
     "GlobalStepWaiterHook",
     "InMemoryEvaluatorHook",
+    "LatestExporter",
     "LoggingTensorHook",
     "ModeKeys",
     "NanLossDuringTrainingError",
@@ -68,13 +89,19 @@ __all__ = [
     "TrainAndEvaluateResult",
     "TrainSpec",
     "VariableMismatchError",
+    "VocabInfo",
     "WarmStartSettings",
+    "add_metrics",
+    "classifier_parse_example_spec",
     "early_stopping",
+    "experimental",
     "export",
     "exporters",
     "feature_column",
     "get_global_step",
+    "inputs",
     "metrics",
+    "regressor_parse_example_spec",
     "run_evaluator",
     "schedule",
     "train_and_evaluate",

@@ -45,6 +45,20 @@ class LoopResult(NamedTuple):
     hook_values: list[SessionRunValues | None] | None = None
 
 
+class ServingSignatures(NamedTuple):
+    """What :meth:`ModelFnBackend.serving_functions` returns.
+
+    ``functions``: signature name → concrete function taking the receiver tensors as keyword
+    arguments; ``variables``: checkpoint key → variable, those the functions use;
+    ``input_names``: signature name → {argument name the function has: receiver key}, for the
+    receiver keys that could not be argument names (written into the SavedModel afterwards).
+    """
+
+    functions: dict[str, Callable[..., Any]]
+    variables: dict[str, tf.Variable]
+    input_names: dict[str, dict[str, str]]
+
+
 class ModelFnBackend(abc.ABC):
     """Runs model_fn. Variables live in ``store``; ``global_step`` counts training steps."""
 
@@ -119,6 +133,8 @@ class ModelFnBackend(abc.ABC):
 
     @abc.abstractmethod
     def serving_functions(
-        self, receiver: ServingInputReceiver
-    ) -> tuple[dict[str, Callable[..., Any]], dict[str, tf.Variable]]:
-        """Concrete functions per ``export_outputs`` signature, and the variables they use by key."""
+        self, serving_input_receiver_fn: Callable[[], ServingInputReceiver]
+    ) -> ServingSignatures:
+        """The SavedModel signatures of model_fn(PREDICT) on what serving_input_receiver_fn
+        builds (called inside a graph: it may create placeholders): one per ``export_outputs``
+        entry and receiver (see :class:`ServingSignatures`)."""

@@ -19,7 +19,7 @@ from typing import Any
 
 import tensorflow as tf
 
-CHIEF, WORKER, EVALUATOR, PS = "chief", "worker", "evaluator", "ps"
+CHIEF, WORKER, EVALUATOR, PS, MASTER = "chief", "worker", "evaluator", "ps", "master"
 # One per process: collective ops are configured once, when the strategy is created.
 _multi_worker_strategy: tf.distribute.Strategy | None = None
 
@@ -28,14 +28,19 @@ _multi_worker_strategy: tf.distribute.Strategy | None = None
 class ClusterInfo:
     """This process's place in the cluster (tf.estimator.RunConfig's properties of that name).
 
-    Without ``TF_CONFIG`` (or without a ``cluster`` in it): a local run, ``task_type`` "worker",
-    ``task_id`` 0, ``is_chief`` True, one worker replica, an empty ``cluster_spec``.
+    Without a ``cluster`` in ``TF_CONFIG``: a local run, ``task_type`` "worker", ``task_id`` 0,
+    ``is_chief`` True, one worker replica, an empty ``cluster_spec``.
 
     With a cluster: ``is_chief`` is True for the ``chief`` task, or for ``worker`` 0 when the
-    cluster has no ``chief`` (MultiWorkerMirroredStrategy's rule). ``num_worker_replicas`` counts
-    the ``chief`` and ``worker`` tasks (0 for an ``evaluator``, which does not train).
-    ``global_id_in_cluster``: 0 for the chief, then the workers in order, then the ``ps`` tasks;
-    None for an evaluator.
+    cluster has no ``chief`` (MultiWorkerMirroredStrategy's rule; tf.estimator required a
+    chief). ``num_worker_replicas`` counts the ``chief`` and ``worker`` tasks.
+    ``global_id_in_cluster``: 0 for the chief, then the tasks of every other type but ``ps``
+    (types in alphabetical order, tasks by index), then the ``ps`` tasks; the ``evaluator``
+    is not part of the training cluster: its ``cluster_spec`` is empty, its
+    ``num_worker_replicas`` and ``num_ps_replicas`` 0 and its ``global_id_in_cluster`` None.
+    ``master`` / ``evaluation_master``: the TF1 session targets tf.estimator derived from
+    ``TF_CONFIG`` (``session_master``, ``eval_session_master``, or the task's ``grpc://``
+    address); informational only, TensorFlow 2 has no sessions to point at them.
     """
 
     cluster_spec: tf.train.ClusterSpec
@@ -45,6 +50,8 @@ class ClusterInfo:
     num_worker_replicas: int
     num_ps_replicas: int
     global_id_in_cluster: int | None
+    master: str = ""
+    evaluation_master: str = ""
 
     @property
     def is_multi_worker(self) -> bool:
@@ -52,44 +59,150 @@ class ClusterInfo:
         return self.task_type in (CHIEF, WORKER) and self.num_worker_replicas > 1
 
 
-def cluster_info_from_env(environ: dict[str, str] | None = None) -> ClusterInfo:
-    """Parse ``TF_CONFIG`` from ``environ`` (default ``os.environ``); ``ValueError`` if malformed."""
+def read_tf_config(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """``TF_CONFIG`` of ``environ`` (default ``os.environ``) as a dict ({} when unset)."""
     raw = (os.environ if environ is None else environ).get("TF_CONFIG", "")
-    config = json.loads(raw) if raw.strip() else {}
+    if not raw.strip():
+        return {}
+    try:
+        config = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({err}): {raw!r}") from err
     if not isinstance(config, dict):
         raise ValueError(f"TF_CONFIG must be a JSON object, got {raw!r}")
-    cluster = config.get("cluster") or {}
-    if not cluster:
-        return ClusterInfo(tf.train.ClusterSpec({}), WORKER, 0, True, 1, 0, 0)
-    task = config.get("task") or {}
-    task_type, task_id = task.get("type"), int(task.get("index", 0))
+    return config
+
+
+def cluster_info_from_env(environ: dict[str, str] | None = None) -> ClusterInfo:
+    """Parse ``TF_CONFIG`` from ``environ`` (default ``os.environ``); ``ValueError`` if malformed."""
+    return cluster_info(read_tf_config(environ))
+
+
+def cluster_info(tf_config: dict[str, Any]) -> ClusterInfo:
+    """This task's place in the cluster ``tf_config`` (a parsed ``TF_CONFIG``) describes.
+
+    Refused with ``ValueError``, as tf.estimator refused them: a task other than ``worker`` 0
+    without a cluster; a cluster without a task type or index, or without a ``chief``
+    (unless it names a worker task: a cluster of workers only); more than one ``chief`` or
+    ``evaluator``; a negative index; a task type or index the cluster does not have. Also
+    refused: a ``master`` job (TF1's name for the chief; call it ``chief``).
+    """
+    task = tf_config.get("task") or {}
+    if not isinstance(task, dict):
+        raise ValueError(f'"task" in TF_CONFIG must be a dict, got {task!r}')
+    raw_cluster = tf_config.get("cluster") or {}
+    try:
+        spec = tf.train.ClusterSpec(raw_cluster)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f'"cluster" in TF_CONFIG is not a valid cluster: {err}') from err
+    if not spec.jobs:
+        return _local_task(task, tf_config)
+    tasks = {job: len(spec.job_tasks(job)) for job in spec.jobs}
+    if MASTER in tasks:
+        raise ValueError(
+            'TF_CONFIG: the cluster has a "master" job (TF1 between-graph replication), which '
+            'is not supported; name that task "chief"'
+        )
+    if tasks.get(CHIEF, 0) > 1:
+        raise ValueError('The "cluster" in TF_CONFIG must have only one "chief" node.')
+    if tasks.get(EVALUATOR, 0) > 1:
+        raise ValueError('The "cluster" in TF_CONFIG must have at most one "evaluator" node.')
+    task_type, task_id = task.get("type"), task.get("index")
     if not task_type:
-        raise ValueError(f"TF_CONFIG names a cluster but no task type: {raw}")
-    jobs = {name: list(addresses) for name, addresses in cluster.items()}
-    if task_type != EVALUATOR:
-        if task_type not in jobs:
-            raise ValueError(f"TF_CONFIG: task type {task_type!r} is not in the cluster {jobs}")
-        if not 0 <= task_id < len(jobs[task_type]):
+        if CHIEF not in tasks:
             raise ValueError(
-                f"TF_CONFIG: task index {task_id} is out of range for {task_type!r} "
-                f"({len(jobs[task_type])} task(s))"
+                'If "cluster" is set in TF_CONFIG, it must have one "chief" node (a cluster '
+                'of workers only is accepted when "task" names this task\'s type and index).'
             )
-    chiefs, workers, ps = (len(jobs.get(name, ())) for name in (CHIEF, WORKER, PS))
-    if chiefs > 1:
-        raise ValueError(f"TF_CONFIG: at most one chief, got {jobs[CHIEF]}")
+        raise ValueError('If "cluster" is set in TF_CONFIG, task type must be set.')
+    if task_id is None:
+        raise ValueError('If "cluster" is set in TF_CONFIG, task index must be set.')
+    task_id = _task_index(task_id)
+    if task_id < 0:
+        raise ValueError(f"Task index must be non-negative number. Got {task_id} in TF_CONFIG.")
     if task_type == EVALUATOR:
-        return ClusterInfo(tf.train.ClusterSpec(jobs), task_type, task_id, False, 0, ps, None)
-    is_chief = task_type == CHIEF or (not chiefs and task_type == WORKER and task_id == 0)
-    offset = {CHIEF: 0, WORKER: chiefs, PS: chiefs + workers}.get(task_type)
+        evaluation_master = tf_config.get("eval_session_master", "")
+        return ClusterInfo(
+            tf.train.ClusterSpec({}), EVALUATOR, task_id, False, 0, 0, None, "", evaluation_master
+        )
+    if task_type not in tasks:
+        raise ValueError(
+            f"{task_type} is not a valid task_type in the cluster_spec: {spec.as_dict()} "
+            "(from the TF_CONFIG environment variable)"
+        )
+    if not 0 <= task_id < tasks[task_type]:
+        raise ValueError(
+            f"{task_id} is not a valid task_id for task_type {task_type} in the cluster_spec: "
+            f"{spec.as_dict()} (from the TF_CONFIG environment variable)"
+        )
+    chiefs, workers = tasks.get(CHIEF, 0), tasks.get(WORKER, 0)
+    if not chiefs and not workers:
+        raise ValueError(
+            f'If "cluster" is set in TF_CONFIG, it must have one "chief" node: {spec.as_dict()}'
+        )
     return ClusterInfo(
-        tf.train.ClusterSpec(jobs),
+        spec,
         task_type,
         task_id,
-        is_chief,
+        task_type == CHIEF or (not chiefs and task_type == WORKER and task_id == 0),
         chiefs + workers,
-        ps,
-        offset + task_id if offset is not None else None,
+        tasks.get(PS, 0),
+        _global_id(tasks, task_type, task_id),
+        _session_master(spec, tasks, task_type, task_id, tf_config),
+        "",
     )
+
+
+def _local_task(task: dict[str, Any], tf_config: dict[str, Any]) -> ClusterInfo:
+    task_type = task.get("type", WORKER)
+    if task_type != WORKER:
+        raise ValueError(
+            f'If "cluster" is not set in TF_CONFIG, task type must be WORKER. Got {task_type!r}.'
+        )
+    if _task_index(task.get("index", 0)) != 0:
+        raise ValueError(
+            'If "cluster" is not set in TF_CONFIG, task index must be 0. '
+            f"Got {task.get('index')!r}."
+        )
+    return ClusterInfo(
+        tf.train.ClusterSpec({}),
+        WORKER,
+        0,
+        True,
+        1,
+        0,
+        0,
+        tf_config.get("session_master", ""),
+        tf_config.get("eval_session_master", ""),
+    )
+
+
+def _task_index(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"TF_CONFIG: task index must be an integer, got {value!r}") from err
+
+
+def _global_id(tasks: dict[str, int], task_type: str, task_id: int) -> int:
+    """tf.estimator's order: the chief, the other types alphabetically, ps last."""
+    others = sorted(t for t in tasks if t not in (CHIEF, PS, EVALUATOR))
+    order = [CHIEF, *others, PS]
+    return sum(tasks.get(t, 0) for t in order[: order.index(task_type)]) + task_id
+
+
+def _session_master(
+    spec: tf.train.ClusterSpec,
+    tasks: dict[str, int],
+    task_type: str,
+    task_id: int,
+    tf_config: dict[str, Any],
+) -> str:
+    if "session_master" in tf_config:
+        return tf_config["session_master"]
+    if sum(tasks.values()) == 1:
+        return ""
+    return "grpc://" + spec.task_address(task_type, task_id)
 
 
 def training_strategy(

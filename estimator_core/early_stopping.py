@@ -1,6 +1,7 @@
 """Early stopping: rules over recorded evaluations, and the hooks of ``tf.estimator.experimental``.
 
-Every evaluation records its results in ``<eval_dir>/eval_history.json``. A *stopping rule*
+Every evaluation records its results in its eval dir (:mod:`estimator_core.eval_history`:
+``eval_history.json``, or the event files of a tf.estimator eval dir). A *stopping rule*
 reads such a history and says whether to stop; it is one method, ``should_stop(history)``, so
 any loop can use it::
 
@@ -26,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from estimator_core.eval_history import read_eval_history
+from estimator_core.eval_history import read_eval_metrics as read_eval_metrics  # tf.estimator's
 from estimator_core.hooks import PeriodicHook, SessionRunArgs, SessionRunContext, SessionRunValues
 
 History = Sequence[Mapping[str, Any]]
@@ -107,11 +109,6 @@ class NoImprovement:
         assert self.patience_steps is not None
         oldest = entries[now]["global_step"] - self.patience_steps
         return next(i for i in range(now + 1) if entries[i]["global_step"] > oldest)
-
-
-def read_eval_metrics(eval_dir: str) -> dict[int, dict[str, Any]]:
-    """Recorded eval results in ``eval_dir``: global step → metrics, in step order."""
-    return {entry["global_step"]: entry for entry in read_eval_history(eval_dir)}
 
 
 # The default of run_every_secs, told apart from an explicit 60 (tf.estimator refused both

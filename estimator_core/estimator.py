@@ -23,7 +23,8 @@ from estimator_core.checkpoints import (
     variable_value,
 )
 from estimator_core.distribute import EVALUATOR, PS, input_context, training_strategy
-from estimator_core.eval_history import eval_dir, record_eval_result
+from estimator_core.eval_history import EvalRecorder, eval_dir
+from estimator_core.export.saved_model import rename_signature_inputs
 from estimator_core.export.serving import ServingInputReceiver
 from estimator_core.function_backend import FunctionBackend
 from estimator_core.hooked_loop import HookedLoop
@@ -126,7 +127,7 @@ class Estimator:
         )
         private_dir = self._scratch.name if self._scratch is not None else None
         self._train_writer = tf.summary.create_file_writer(private_dir or model_dir)
-        self._eval_writers: dict[str, tf.summary.SummaryWriter] = {}
+        self._eval_recorder = EvalRecorder()
         self._train_input: tuple[Callable[..., Any], Any, bool] | None = None
         self._eval_inputs: list[tuple[Callable[..., Any], tf.data.Dataset]] = []
         self._backend: ModelFnBackend = FunctionBackend(
@@ -170,6 +171,11 @@ class Estimator:
             return model_fn(features, labels, mode, config)
 
         return public_model_fn
+
+    @property
+    def warm_start_from(self) -> WarmStartSettings | None:
+        """The warm start given to the constructor (as :class:`WarmStartSettings`), or None."""
+        return self._warm_start_from
 
     # -- train ------------------------------------------------------------------------------
 
@@ -334,8 +340,7 @@ class Estimator:
         loop.end()
         results: dict[str, Any] = dict(self._backend.metric_results())
         results["global_step"] = step
-        self._write_eval_summaries(name, results)
-        record_eval_result(self.eval_dir(name), results)
+        self._eval_recorder.record(self.eval_dir(name), results)
         logger.info(
             "Saving dict for global step %d: %s",
             results["global_step"],
@@ -396,7 +401,7 @@ class Estimator:
 
     def export_saved_model(
         self,
-        export_dir_base: str | os.PathLike,
+        export_dir_base: str | bytes | os.PathLike,
         serving_input_receiver_fn: Callable[[], ServingInputReceiver],
         assets_extra: Mapping[str, str] | None = None,
         as_text: bool = False,
@@ -404,29 +409,29 @@ class Estimator:
     ) -> str:
         """Export the model as a SavedModel in a new ``export_dir_base/<timestamp>`` directory.
 
-        One signature per ``export_outputs`` entry of the PREDICT-mode spec (``serving_default``
-        among them), taking the receiver's inputs. ``assets_extra`` maps destination paths under
-        ``assets.extra/`` to source files. ``as_text`` also writes ``saved_model.pbtxt``. The
-        directory is written under a temporary name and renamed when complete. Returns its path.
+        ``serving_input_receiver_fn`` is called inside a graph, so it may build
+        ``tf.compat.v1.placeholder``s (see :mod:`estimator_core.export.serving`); model_fn is
+        called in PREDICT mode on its features. One signature per ``export_outputs`` entry of
+        the spec (``serving_default`` among them) and receiver (``<alternative>:<entry>`` for
+        each of ``receiver_tensors_alternatives``), taking the receiver tensors under their
+        keys. ``assets_extra`` maps destination paths under ``assets.extra/`` to source
+        files. ``as_text`` also writes ``saved_model.pbtxt``. The directory is written under
+        a temporary name and renamed when complete. Returns its path (a ``str``;
+        ``export_dir_base`` may be ``str``, ``bytes`` or a path object).
         """
-        receiver = serving_input_receiver_fn()
-        if not isinstance(receiver, ServingInputReceiver):
-            raise TypeError(
-                "serving_input_receiver_fn must return an estimator_core.export."
-                f"ServingInputReceiver, got {type(receiver).__name__}"
-            )
+        export_dir_base = os.fsdecode(export_dir_base)
         self._restore_for_inference(checkpoint_path, required=True)
-        signatures, variables = self._backend.serving_functions(receiver)
+        serving = self._backend.serving_functions(serving_input_receiver_fn)
         # Keyed like the Estimator's checkpoints, so a SavedModel can be warm-started from.
-        root = tf.train.Checkpoint(**{CHECKPOINT_ROOT: variables})
-        export_dir_base = os.fspath(export_dir_base)
+        root = tf.train.Checkpoint(**{CHECKPOINT_ROOT: serving.variables})
         tf.io.gfile.makedirs(export_dir_base)
         final_dir = _fresh_timestamp_dir(export_dir_base)
         temp_dir = os.path.join(
             export_dir_base, f".temp-{os.path.basename(final_dir)}-{os.getpid()}"
         )
         try:
-            tf.saved_model.save(root, temp_dir, signatures=signatures)
+            tf.saved_model.save(root, temp_dir, signatures=serving.functions)
+            rename_signature_inputs(temp_dir, serving.input_names)
             if as_text:
                 _write_pbtxt(temp_dir)
             for dest, source in (assets_extra or {}).items():
@@ -554,17 +559,6 @@ class Estimator:
                 )
             )
         return hooks
-
-    def _write_eval_summaries(self, name: str | None, results: dict[str, Any]) -> None:
-        directory = self.eval_dir(name)
-        writer = self._eval_writers.get(directory)
-        if writer is None:
-            writer = self._eval_writers[directory] = tf.summary.create_file_writer(directory)
-        with writer.as_default(step=results["global_step"]):
-            for key, value in results.items():
-                if key != "global_step" and np.ndim(value) == 0:
-                    tf.summary.scalar(key, value)
-        writer.flush()
 
     def _latest_reader(self) -> tf.train.CheckpointReader:
         latest = self.latest_checkpoint()

@@ -32,9 +32,13 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework import ops as _tf_ops  # the gradient registry: see below
 
-from estimator_core.backend import LoopResult, ModelFnBackend
+from estimator_core.backend import LoopResult, ModelFnBackend, ServingSignatures
 from estimator_core.distribute import placeholder_element
-from estimator_core.export.serving import ServingInputReceiver
+from estimator_core.export.serving import (
+    ServingInputReceiver,
+    TensorServingInputReceiver,
+    unique_op_names,
+)
 from estimator_core.hooks import SessionRunValues
 from estimator_core.mode_keys import ModeKeys
 from estimator_core.model_fn import ModelFn, split_element
@@ -263,31 +267,42 @@ class FunctionBackend(ModelFnBackend):
         return self._specs.get(mode)
 
     def serving_functions(
-        self, receiver: ServingInputReceiver
-    ) -> tuple[dict[str, Callable[..., Any]], dict[str, tf.Variable]]:
-        used: dict[int, tf.Variable] = {}
-        specs: list[EstimatorSpec] = []
+        self, serving_input_receiver_fn: Callable[[], ServingInputReceiver]
+    ) -> ServingSignatures:
+        """serving_input_receiver_fn and model_fn(PREDICT) built in one graph
+        (``tf.compat.v1.wrap_function``, where placeholders are legal; the store hands back
+        the Estimator's variables, which the graph captures), pruned into one function per
+        signature: from the receiver tensors to an export output's tensors."""
+        built: dict[str, Any] = {}
 
-        def serve(receiver_tensors: dict[str, tf.Tensor]) -> EstimatorSpec:
-            with self.store.model_fn_call(ModeKeys.PREDICT, allow_creation=True) as call:
-                spec = self._model_fn(receiver.features(receiver_tensors), None, ModeKeys.PREDICT)
-            used.update((id(v), v) for v in call.used)
-            specs.append(spec)
-            return spec
-
-        def discover_signatures(receiver_tensors: dict[str, tf.Tensor]) -> None:
-            serve(receiver_tensors)
+        def build(may_create: bool) -> None:
+            receiver = serving_input_receiver_fn()
+            if not isinstance(receiver, (ServingInputReceiver, TensorServingInputReceiver)):
+                raise TypeError(
+                    "serving_input_receiver_fn must return an estimator_core.export."
+                    f"ServingInputReceiver, got {type(receiver).__name__}"
+                )
+            with self.store.model_fn_call(ModeKeys.PREDICT, allow_creation=may_create) as call:
+                spec = self._model_fn(receiver.features, None, ModeKeys.PREDICT)
+            built.update(receiver=receiver, spec=spec, used=call.used)
 
         with global_step_scope(self.global_step):
-            _compiled(discover_signatures).get_concrete_function(
-                dict(receiver.receiver_tensors_spec)
-            )
-            signatures = {
-                name: _signature_function(serve, name, receiver)
-                for name in specs[-1].export_outputs
-            }
+            self.store.refused_creation = None
+            try:
+                wrapped = tf.compat.v1.wrap_function(lambda: build(False), signature=[])
+            except Exception:
+                if self.store.refused_creation is None:
+                    raise
+                # model_fn has not run in this process: a trace (never run) creates the
+                # variables, restored from the checkpoint, as the training loops' first trace does.
+                _compiled(lambda: build(True)).get_concrete_function()
+                wrapped = tf.compat.v1.wrap_function(lambda: build(False), signature=[])
+        functions, input_names = _signature_functions(
+            wrapped, built["receiver"], built["spec"].export_outputs
+        )
         names = {id(v): key for key, v in self.store.checkpointed.items()}
-        return signatures, {names[i]: v for i, v in used.items() if i in names}
+        variables = {names[id(v)]: v for v in built["used"] if id(v) in names}
+        return ServingSignatures(functions, variables, input_names)
 
     # -- compiled bodies --------------------------------------------------------------------
 
@@ -731,10 +746,36 @@ def _step_values(spec: EstimatorSpec) -> dict[str, Any]:
     return values
 
 
-def _signature_function(
-    serve: Callable[..., EstimatorSpec], name: str, receiver: ServingInputReceiver
-) -> Any:
-    def signature(**receiver_tensors: tf.Tensor) -> dict[str, tf.Tensor]:
-        return serve(receiver_tensors).export_outputs[name].as_signature_outputs()
-
-    return _compiled(signature).get_concrete_function(**receiver.receiver_tensors_spec)
+def _signature_functions(
+    wrapped: Any, receiver: Any, export_outputs: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    """One pruned function per export output and receiver: ``<output key>`` for the receiver
+    tensors, ``<alternative>:<output key>`` for each of ``receiver_tensors_alternatives``
+    (tf.estimator's names). Also, per signature, the receiver keys whose input TensorFlow
+    must name otherwise (see :func:`estimator_core.export.saved_model.rename_signature_inputs`).
+    """
+    receivers = {None: receiver.receiver_tensors, **(receiver.receiver_tensors_alternatives or {})}
+    functions, input_names = {}, {}
+    for receiver_name, tensors in receivers.items():
+        for key, tensor in tensors.items():
+            if not isinstance(tensor, tf.Tensor):
+                raise TypeError(
+                    f"receiver tensor {key!r} is a {type(tensor).__name__}: SavedModel "
+                    "signatures take dense tensors only (feed a dense or serialized input and "
+                    "build the sparse features from it in serving_input_receiver_fn)"
+                )
+        keys = list(tensors)
+        arg_names = unique_op_names(keys)
+        for output_key, export_output in export_outputs.items():
+            name = output_key if receiver_name is None else f"{receiver_name}:{output_key}"
+            function = wrapped.prune(
+                feeds=[tensors[k] for k in keys], fetches=export_output.as_signature_outputs()
+            )
+            # A pruned function's arguments are named after its feeds' ops (the placeholders'
+            # names, not the receiver's keys); the signature's inputs are named after them.
+            function._arg_keywords = arg_names
+            functions[name] = function
+            renamed = {a: k for a, k in zip(arg_names, keys, strict=True) if a != k}
+            if renamed:
+                input_names[name] = renamed
+    return functions, input_names

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -96,7 +97,8 @@ class ModelFn:
             for name, value in available.items()
             if "*" in self._args or name in self._args
         }
-        spec = self._fn(**kwargs)
+        with self._device_scope():
+            spec = self._fn(**kwargs)
         if not isinstance(spec, EstimatorSpec):
             raise ValueError(
                 "model_fn should return an EstimatorSpec (estimator_core.EstimatorSpec), got "
@@ -116,6 +118,15 @@ class ModelFn:
                         "already defines a default metric with the same name."
                     )
         return spec
+
+    def _device_scope(self) -> Any:
+        """``RunConfig.device_fn`` over the ops model_fn creates, as tf.estimator applied it:
+        in graphs (not eagerly) and without a distribution strategy (which places ops itself)."""
+        device_fn = getattr(self._config, "device_fn", None)
+        strategy = getattr(self._config, "train_distribute", None)
+        if device_fn is None or tf.executing_eagerly() or strategy is not None:
+            return contextlib.nullcontext()
+        return tf.compat.v1.device(device_fn)
 
 
 def call_input_fn(

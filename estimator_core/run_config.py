@@ -1,21 +1,24 @@
-"""RunConfig: where and how an Estimator runs, with tf.estimator's defaults and rules."""
+"""RunConfig: where and how an Estimator runs, with tf.estimator's arguments, defaults and rules."""
 
 from __future__ import annotations
 
-import dataclasses
+import copy
+import inspect
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
 
-from estimator_core.distribute import ClusterInfo, cluster_info_from_env
+from estimator_core.distribute import ClusterInfo, cluster_info, read_tf_config
 
 logger = logging.getLogger(__name__)
 
 _USE_DEFAULT = object()
 DEFAULT_CHECKPOINT_SECS = 600
 MIXED_PRECISION_POLICIES = (None, "mixed_float16", "mixed_bfloat16")
+PROTOCOLS = (None, "grpc")
 
 _SESSION_CONFIG_KEYS = (
     "intra_op_parallelism_threads",
@@ -27,10 +30,40 @@ _SESSION_CONFIG_KEYS = (
     "visible_gpus",
 )
 
+# tf.estimator's replaceable properties, then this project's additions.
+_REPLACEABLE = (
+    "model_dir",
+    "tf_random_seed",
+    "save_summary_steps",
+    "save_checkpoints_steps",
+    "save_checkpoints_secs",
+    "session_config",
+    "keep_checkpoint_max",
+    "keep_checkpoint_every_n_hours",
+    "log_step_count_steps",
+    "train_distribute",
+    "device_fn",
+    "protocol",
+    "eval_distribute",
+    "experimental_distribute",
+    "experimental_max_worker_delay_secs",
+    "session_creation_timeout_secs",
+    "checkpoint_save_graph_def",
+    "iterations_per_loop",
+    "run_eagerly",
+    "jit_compile",
+    "mixed_precision",
+)
 
-@dataclasses.dataclass(frozen=True, init=False)
+
 class RunConfig:
     """Run settings for an :class:`~estimator_core.Estimator`, as ``tf.estimator.RunConfig``.
+
+    Every argument and property of tf.estimator 2.15's RunConfig, with its defaults and its
+    validation (``ValueError`` with its messages, in the constructor and in :meth:`replace`).
+    The settings are read-only properties stored as ``_<name>`` attributes, so a subclass may
+    override a property or set ``self._<name>`` in its ``__init__``, as with tf.estimator;
+    :meth:`replace` returns an object of the same class.
 
     Checkpoints: ``save_checkpoints_steps`` and ``save_checkpoints_secs`` are mutually exclusive.
     Neither given: a checkpoint every 600 seconds. Both given as ``None``: no periodic
@@ -41,7 +74,26 @@ class RunConfig:
     Summaries: every ``save_summary_steps`` global steps (``None`` or 0: never); ``global_step/sec``
     is logged and recorded every ``log_step_count_steps`` steps (``None``: never).
 
-    Added for TensorFlow 2 (not in tf.estimator):
+    ``model_dir`` may also come from ``TF_CONFIG``'s ``model_dir`` (both given: they must be
+    equal); an empty string in either is refused. ``TF_CONFIG``'s ``service`` (a dict) is
+    :attr:`service`.
+
+    Accepted for tf.estimator programs, with what they mean here:
+
+    * ``device_fn``: a function of one argument ``op`` returning the device of each op
+      model_fn creates (``tf.compat.v1.device(device_fn)`` around model_fn, as tf.estimator
+      did); not applied under a distribution strategy (as in tf.estimator) nor with
+      ``run_eagerly`` (TensorFlow has no device functions in eager mode).
+    * ``protocol``: the server protocol, ``None`` or ``"grpc"`` (what multi-worker training
+      uses); ``"grpc+verbs"`` is refused: TensorFlow 2 has no verbs transport.
+    * ``experimental_distribute``: must be None (``tf.contrib``'s DistributeConfig is gone;
+      pass ``train_distribute`` / ``eval_distribute``).
+    * ``experimental_max_worker_delay_secs`` (an int or None), ``session_creation_timeout_secs``
+      (> 0, default 7200) and ``checkpoint_save_graph_def`` (default True): stored and
+      validated; they tuned TF1 sessions and graph files, which TensorFlow 2 does not have
+      (workers start together; no ``graph.pbtxt`` or ``.meta`` files are written).
+
+    Added for TensorFlow 2 (not in tf.estimator; keyword-only):
 
     * ``iterations_per_loop`` (TPUEstimator's name): the most training or evaluation steps run in
       one compiled ``tf.function`` call. Loops also end where a checkpoint, a log line or a hook
@@ -57,15 +109,17 @@ class RunConfig:
       float32 variables); with ``mixed_float16`` a Keras optimizer ``train_op`` gets dynamic
       loss scaling. Cast the loss to float32 in model_fn.
 
-    ``session_config`` maps a TF1 ``ConfigProto``'s fields (or a dict of them) to TF2's process-wide
-    settings: see :func:`apply_session_config`.
+    ``session_config`` is a TF1 ``ConfigProto`` (or a non-empty dict of the TF2 settings it
+    maps to) whose fields are applied to TF2's process-wide settings: see
+    :func:`apply_session_config`.
 
     Distribution:
 
     * ``train_distribute``: a ``tf.distribute.Strategy`` (``MirroredStrategy`` for the local
       GPUs or logical CPUs, or ``MultiWorkerMirroredStrategy``) that ``train()`` runs each step
       under, one replica per device, gradients summed across replicas by all-reduce.
-      **Batch semantics (tf.estimator's):** the input_fn's Dataset yields *per-replica* batches.
+      Parameter-server strategies are refused. **Batch semantics (tf.estimator's):** the
+      input_fn's Dataset yields *per-replica* batches.
       Each step gives one batch to every replica, so a step consumes ``num_replicas_in_sync``
       batches and the global batch is ``batch_size * num_replicas_in_sync``. Each replica's loss
       (model_fn's ``loss``, a mean over its batch) is divided by ``num_replicas_in_sync`` before
@@ -88,25 +142,10 @@ class RunConfig:
       deleted with the Estimator. A task of type ``evaluator`` does not train:
       ``train_and_evaluate`` there evaluates each new checkpoint. ``ps`` tasks are not
       supported. The task's place is exposed as ``cluster_spec``, ``task_type``, ``task_id``,
-      ``is_chief``, ``num_worker_replicas``, ``num_ps_replicas`` and ``global_id_in_cluster``
-      (see :class:`~estimator_core.distribute.ClusterInfo`).
+      ``is_chief``, ``num_worker_replicas``, ``num_ps_replicas``, ``global_id_in_cluster``,
+      ``master`` and ``evaluation_master`` (see :class:`~estimator_core.distribute.ClusterInfo`
+      for the rules and what is refused).
     """
-
-    model_dir: str | None
-    tf_random_seed: int | None
-    save_summary_steps: int | None
-    save_checkpoints_steps: int | None
-    save_checkpoints_secs: int | None
-    session_config: Any
-    keep_checkpoint_max: int | None
-    keep_checkpoint_every_n_hours: float | None
-    log_step_count_steps: int | None
-    train_distribute: Any
-    eval_distribute: Any
-    iterations_per_loop: int
-    run_eagerly: bool
-    jit_compile: bool
-    mixed_precision: str | None
 
     def __init__(
         self,
@@ -119,8 +158,15 @@ class RunConfig:
         keep_checkpoint_max: int | None = 5,
         keep_checkpoint_every_n_hours: float | None = 10000,
         log_step_count_steps: int | None = 100,
-        train_distribute: Any = None,
-        eval_distribute: Any = None,
+        train_distribute: tf.distribute.Strategy | None = None,
+        device_fn: Callable[[Any], str] | None = None,
+        protocol: str | None = None,
+        eval_distribute: tf.distribute.Strategy | None = None,
+        experimental_distribute: Any = None,
+        experimental_max_worker_delay_secs: int | None = None,
+        session_creation_timeout_secs: int = 7200,
+        checkpoint_save_graph_def: bool = True,
+        *,
         iterations_per_loop: int = 100,
         run_eagerly: bool = False,
         jit_compile: bool = False,
@@ -134,13 +180,11 @@ class RunConfig:
             save_checkpoints_steps = None
         elif secs_default:
             save_checkpoints_secs = None
-        if save_checkpoints_steps is not None and save_checkpoints_secs is not None:
-            raise ValueError(
-                "RunConfig: save_checkpoints_steps and save_checkpoints_secs are mutually "
-                f"exclusive, got {save_checkpoints_steps} and {save_checkpoints_secs}"
-            )
-        values = {
-            "model_dir": os.fspath(model_dir) if model_dir is not None else None,
+        elif save_checkpoints_steps is not None and save_checkpoints_secs is not None:
+            raise ValueError(_SAVE_CKPT_ERR)
+        tf_config = read_tf_config()
+        settings = {
+            "model_dir": _model_dir(tf_config, model_dir),
             "tf_random_seed": tf_random_seed,
             "save_summary_steps": save_summary_steps,
             "save_checkpoints_steps": save_checkpoints_steps,
@@ -150,110 +194,372 @@ class RunConfig:
             "keep_checkpoint_every_n_hours": keep_checkpoint_every_n_hours,
             "log_step_count_steps": log_step_count_steps,
             "train_distribute": train_distribute,
+            "device_fn": device_fn,
+            "protocol": protocol,
             "eval_distribute": eval_distribute,
+            "experimental_distribute": experimental_distribute,
+            "experimental_max_worker_delay_secs": experimental_max_worker_delay_secs,
+            "session_creation_timeout_secs": session_creation_timeout_secs,
+            "checkpoint_save_graph_def": checkpoint_save_graph_def,
             "iterations_per_loop": iterations_per_loop,
             "run_eagerly": bool(run_eagerly)
             or os.environ.get("ESTIMATOR_CORE_RUN_EAGERLY", "") not in ("", "0"),
             "jit_compile": bool(jit_compile),
             "mixed_precision": mixed_precision,
         }
-        _validate(values)
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
-        object.__setattr__(self, "_cluster", cluster_info_from_env())
+        for name, value in settings.items():
+            setattr(self, f"_{name}", value)
+        self._service = _service(tf_config)
+        place = cluster_info(tf_config)
+        self._cluster_spec = place.cluster_spec
+        self._task_type = place.task_type
+        self._task_id = place.task_id
+        self._is_chief = place.is_chief
+        self._num_worker_replicas = place.num_worker_replicas
+        self._num_ps_replicas = place.num_ps_replicas
+        self._global_id_in_cluster = place.global_id_in_cluster
+        self._master = place.master
+        self._evaluation_master = place.evaluation_master
+        _validate(self)
+
+    # -- checkpoints, summaries, logs ---------------------------------------------------------
 
     @property
-    def cluster(self) -> ClusterInfo:
-        """This process's place in the ``TF_CONFIG`` cluster (a local run without one)."""
-        return self._cluster  # type: ignore[attr-defined]
+    def model_dir(self) -> str | None:
+        return self._model_dir
+
+    @property
+    def tf_random_seed(self) -> int | None:
+        return self._tf_random_seed
+
+    @property
+    def save_summary_steps(self) -> int | None:
+        return self._save_summary_steps
+
+    @property
+    def save_checkpoints_steps(self) -> int | None:
+        return self._save_checkpoints_steps
+
+    @property
+    def save_checkpoints_secs(self) -> float | None:
+        return self._save_checkpoints_secs
+
+    @property
+    def session_config(self) -> Any:
+        return self._session_config
+
+    @property
+    def keep_checkpoint_max(self) -> int | None:
+        return self._keep_checkpoint_max
+
+    @property
+    def keep_checkpoint_every_n_hours(self) -> float | None:
+        return self._keep_checkpoint_every_n_hours
+
+    @property
+    def log_step_count_steps(self) -> int | None:
+        return self._log_step_count_steps
+
+    @property
+    def checkpoint_save_graph_def(self) -> bool:
+        return self._checkpoint_save_graph_def
+
+    # -- devices and distribution ---------------------------------------------------------------
+
+    @property
+    def train_distribute(self) -> tf.distribute.Strategy | None:
+        """Optional ``tf.distribute.Strategy`` for training."""
+        return self._train_distribute
+
+    @property
+    def eval_distribute(self) -> tf.distribute.Strategy | None:
+        """Optional ``tf.distribute.Strategy`` for evaluation (None or ``train_distribute``)."""
+        return self._eval_distribute
+
+    @property
+    def experimental_distribute(self) -> Any:
+        return self._experimental_distribute
+
+    @property
+    def device_fn(self) -> Callable[[Any], str] | None:
+        return self._device_fn
+
+    @property
+    def protocol(self) -> str | None:
+        return self._protocol
+
+    @property
+    def experimental_max_worker_delay_secs(self) -> int | None:
+        return self._experimental_max_worker_delay_secs
+
+    @property
+    def session_creation_timeout_secs(self) -> int:
+        return self._session_creation_timeout_secs
+
+    # -- this project's additions ------------------------------------------------------------
+
+    @property
+    def iterations_per_loop(self) -> int:
+        return self._iterations_per_loop
+
+    @property
+    def run_eagerly(self) -> bool:
+        return self._run_eagerly
+
+    @property
+    def jit_compile(self) -> bool:
+        return self._jit_compile
+
+    @property
+    def mixed_precision(self) -> str | None:
+        return self._mixed_precision
+
+    # -- TF_CONFIG ----------------------------------------------------------------------------
+
+    @property
+    def service(self) -> dict[str, Any] | None:
+        """``TF_CONFIG``'s ``service`` dict (platform-defined), or None."""
+        return self._service
 
     @property
     def cluster_spec(self) -> tf.train.ClusterSpec:
-        """The ``TF_CONFIG`` cluster (empty for a local run)."""
-        return self.cluster.cluster_spec
+        """The ``TF_CONFIG`` cluster (empty for a local run and for an evaluator)."""
+        return self._cluster_spec
 
     @property
     def task_type(self) -> str:
         """``chief``, ``worker`` or ``evaluator`` (``worker`` for a local run)."""
-        return self.cluster.task_type
+        return self._task_type
 
     @property
     def task_id(self) -> int:
         """The task's index among the tasks of its type (0 for a local run)."""
-        return self.cluster.task_id
+        return self._task_id
 
     @property
     def is_chief(self) -> bool:
         """True for the task that writes checkpoints and summaries (True for a local run)."""
-        return self.cluster.is_chief
+        return self._is_chief
 
     @property
     def num_worker_replicas(self) -> int:
         """Training tasks (chief and workers) in the cluster: 1 for a local run, 0 for an
         evaluator."""
-        return self.cluster.num_worker_replicas
+        return self._num_worker_replicas
 
     @property
     def num_ps_replicas(self) -> int:
         """``ps`` tasks in the cluster (always 0 in a supported configuration)."""
-        return self.cluster.num_ps_replicas
+        return self._num_ps_replicas
 
     @property
     def global_id_in_cluster(self) -> int | None:
-        """0 for the chief, then the workers in order; None for an evaluator."""
-        return self.cluster.global_id_in_cluster
+        """0 for the chief, then the other tasks (see ``ClusterInfo``); None for an evaluator."""
+        return self._global_id_in_cluster
 
-    def replace(self, **changes: Any) -> RunConfig:
-        """A copy with ``changes`` applied; the same validation rules hold for the result."""
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise ValueError(f"RunConfig.replace: unknown setting(s) {sorted(unknown)}")
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        if "save_checkpoints_steps" in changes and "save_checkpoints_secs" not in changes:
-            values["save_checkpoints_secs"] = None
-        if "save_checkpoints_secs" in changes and "save_checkpoints_steps" not in changes:
-            values["save_checkpoints_steps"] = None
-        values.update(changes)
-        return RunConfig(**values)
+    @property
+    def master(self) -> str:
+        """tf.estimator's TF1 session target (informational: TensorFlow 2 has no sessions)."""
+        return self._master
 
+    @property
+    def evaluation_master(self) -> str:
+        """tf.estimator's TF1 evaluation session target (informational)."""
+        return self._evaluation_master
 
-def _validate(values: dict[str, Any]) -> None:
-    for name in ("save_summary_steps", "save_checkpoints_steps", "log_step_count_steps"):
-        value = values[name]
-        if value is not None and (not isinstance(value, int) or value < 0):
-            raise ValueError(f"RunConfig: {name} must be a non-negative int or None, got {value!r}")
-    secs = values["save_checkpoints_secs"]
-    if secs is not None and (not isinstance(secs, (int, float)) or secs < 0):
-        raise ValueError(f"RunConfig: save_checkpoints_secs must be >= 0 or None, got {secs!r}")
-    keep = values["keep_checkpoint_max"]
-    if keep is not None and (not isinstance(keep, int) or keep < 0):
-        raise ValueError(f"RunConfig: keep_checkpoint_max must be >= 0 or None, got {keep!r}")
-    hours = values["keep_checkpoint_every_n_hours"]
-    if hours is not None and (not isinstance(hours, (int, float)) or hours <= 0):
-        raise ValueError(
-            f"RunConfig: keep_checkpoint_every_n_hours must be > 0 or None, got {hours!r}"
+    @property
+    def cluster(self) -> ClusterInfo:
+        """This process's place in the ``TF_CONFIG`` cluster, from the properties above (so a
+        subclass overriding one of them is heard)."""
+        return ClusterInfo(
+            self.cluster_spec,
+            self.task_type,
+            self.task_id,
+            self.is_chief,
+            self.num_worker_replicas,
+            self.num_ps_replicas,
+            self.global_id_in_cluster,
+            self.master,
+            self.evaluation_master,
         )
-    loop = values["iterations_per_loop"]
-    if not isinstance(loop, int) or loop < 1:
+
+    def replace(self, **kwargs: Any) -> RunConfig:
+        """A copy (of the same class) with the given properties replaced.
+
+        Replaceable: the constructor's arguments. Replacing ``save_checkpoints_steps`` with a
+        value sets ``save_checkpoints_secs`` to None and vice versa; replacing both with values
+        is a ``ValueError``. The copy is validated as the constructor validates. The copy is
+        shallow: strategies, ``session_config`` and ``device_fn`` are the same objects.
+        """
+        new = copy.copy(self)
+        for key, value in kwargs.items():
+            if key not in _REPLACEABLE:
+                raise ValueError(
+                    f"Replacing {key} is not supported. Allowed properties are "
+                    f"{list(_REPLACEABLE)}."
+                )
+            if key == "model_dir":
+                value = _path_to_str(value)
+            setattr(new, f"_{key}", value)
+        steps, secs = "save_checkpoints_steps" in kwargs, "save_checkpoints_secs" in kwargs
+        if steps and secs:
+            if new.save_checkpoints_steps is not None and new.save_checkpoints_secs is not None:
+                raise ValueError(_SAVE_CKPT_ERR)
+        elif steps and new.save_checkpoints_steps is not None:
+            new._save_checkpoints_secs = None
+        elif secs and new.save_checkpoints_secs is not None:
+            new._save_checkpoints_steps = None
+        _validate(new)
+        return new
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{name}={getattr(self, name)!r}" for name in _REPLACEABLE)
+        return f"{type(self).__name__}({settings})"
+
+
+_SAVE_CKPT_ERR = "`save_checkpoints_steps` and `save_checkpoints_secs` cannot be both set."
+
+
+def _path_to_str(path: Any) -> Any:
+    return os.fspath(path) if isinstance(path, os.PathLike) else path
+
+
+def _model_dir(tf_config: dict[str, Any], model_dir: Any) -> str | None:
+    """The constructor's ``model_dir`` or ``TF_CONFIG``'s (tf.estimator's rules)."""
+    model_dir = _path_to_str(model_dir)
+    if model_dir == "":
+        raise ValueError("model_dir should be non-empty.")
+    from_env = tf_config.get("model_dir")
+    if from_env == "":
+        raise ValueError("model_dir in TF_CONFIG should be non-empty.")
+    if from_env and model_dir and from_env != model_dir:
+        raise ValueError(
+            "`model_dir` provided in RunConfig construct, if set, must have the same value as "
+            f"the model_dir in TF_CONFIG. model_dir: {model_dir}\n"
+            f'TF_CONFIG["model_dir"]: {from_env}.\n'
+        )
+    if from_env and not model_dir:
+        logger.info("Using model_dir in TF_CONFIG: %s", from_env)
+    return model_dir or from_env
+
+
+def _service(tf_config: dict[str, Any]) -> dict[str, Any] | None:
+    service = tf_config.get("service")
+    if service is not None and not isinstance(service, dict):
+        raise TypeError(
+            f'If "service" is set in TF_CONFIG, it must be a dict. Given {type(service)}'
+        )
+    return service
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _validate(config: RunConfig) -> None:
+    """tf.estimator's checks (its messages first, then what was given)."""
+
+    def check(name: str, ok: Callable[[Any], bool], message: str) -> None:
+        value = getattr(config, name)
+        if value is not None and not ok(value):
+            raise ValueError(f"{message} (got {name}={value!r})")
+
+    def count(value: Any) -> bool:
+        return _is_int(value) and value >= 0
+
+    check("model_dir", lambda d: isinstance(d, str) and d, "model_dir should be non-empty")
+    check("save_summary_steps", count, "save_summary_steps should be >= 0 (an int)")
+    check("save_checkpoints_steps", count, "save_checkpoints_steps should be >= 0 (an int)")
+    check(
+        "save_checkpoints_secs",
+        lambda s: isinstance(s, (int, float)) and s >= 0,
+        "save_checkpoints_secs should be >= 0",
+    )
+    check(
+        "session_config",
+        lambda c: isinstance(c, tf.compat.v1.ConfigProto) or (isinstance(c, dict) and c),
+        "session_config must be instance of ConfigProto (or a non-empty dict of "
+        f"{list(_SESSION_CONFIG_KEYS)})",
+    )
+    session_config_to_dict(config.session_config)  # unknown keys, fields without a TF2 meaning
+    check("keep_checkpoint_max", count, "keep_checkpoint_max should be >= 0 (an int)")
+    check(
+        "keep_checkpoint_every_n_hours",
+        lambda h: isinstance(h, (int, float)) and h > 0,
+        "keep_checkpoint_every_n_hours should be > 0",
+    )
+    check(
+        "log_step_count_steps",
+        lambda n: _is_int(n) and n > 0,
+        "log_step_count_steps should be > 0 (an int)",
+    )
+    check("tf_random_seed", _is_int, "tf_random_seed must be integer.")
+    check(
+        "experimental_max_worker_delay_secs",
+        _is_int,
+        "experimental_max_worker_delay_secs must be an integer if set.",
+    )
+    check(
+        "session_creation_timeout_secs",
+        lambda s: isinstance(s, (int, float)) and s > 0,
+        "session_creation_timeout_secs should be > 0",
+    )
+    check("device_fn", _takes_only_op, 'device_fn must be callable with exactly one argument "op".')
+    check(
+        "protocol",
+        lambda p: p in PROTOCOLS,
+        "protocol should be grpc (TensorFlow 2 has no grpc+verbs transport)",
+    )
+    if config.experimental_distribute is not None:
+        raise ValueError(
+            "experimental_distribute (tf.contrib.distribute.DistributeConfig) is not "
+            "supported; pass train_distribute and eval_distribute to RunConfig instead"
+        )
+    loop = config.iterations_per_loop
+    if not _is_int(loop) or loop < 1:
         raise ValueError(f"RunConfig: iterations_per_loop must be an int >= 1, got {loop!r}")
-    seed = values["tf_random_seed"]
-    if seed is not None and not isinstance(seed, int):
-        raise ValueError(f"RunConfig: tf_random_seed must be an int or None, got {seed!r}")
-    if values["mixed_precision"] not in MIXED_PRECISION_POLICIES:
+    if config.mixed_precision not in MIXED_PRECISION_POLICIES:
         raise ValueError(
             f"RunConfig: mixed_precision must be one of {MIXED_PRECISION_POLICIES}, "
-            f"got {values['mixed_precision']!r}"
+            f"got {config.mixed_precision!r}"
         )
-    for name in ("train_distribute", "eval_distribute"):
-        if values[name] is not None and not isinstance(values[name], tf.distribute.Strategy):
+    _validate_strategies(config.train_distribute, config.eval_distribute)
+
+
+def _takes_only_op(fn: Any) -> bool:
+    if not callable(fn):
+        return False
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    return [p.name for p in parameters] == ["op"] and parameters[0].kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.POSITIONAL_ONLY,
+    )
+
+
+def _validate_strategies(train: Any, evaluation: Any) -> None:
+    parameter_server = (
+        tf.distribute.experimental.ParameterServerStrategy,
+        tf.compat.v1.distribute.experimental.ParameterServerStrategy,
+    )
+    for name, value in (("train_distribute", train), ("eval_distribute", evaluation)):
+        if value is None:
+            continue
+        if not isinstance(value, tf.distribute.Strategy):
             raise TypeError(
                 f"RunConfig: {name} must be a tf.distribute.Strategy or None, "
-                f"got {type(values[name]).__name__}"
+                f"got {type(value).__name__}"
             )
-    if (
-        values["eval_distribute"] is not None
-        and values["eval_distribute"] is not (values["train_distribute"])
-    ):
+        if isinstance(value, parameter_server):
+            raise ValueError(
+                f"RunConfig: {name} is a {type(value).__name__}: parameter-server training is "
+                "not supported (tf.estimator asked for `tf.compat.v1.distribute.experimental."
+                "ParameterServerStrategy` there); use MirroredStrategy or "
+                "MultiWorkerMirroredStrategy"
+            )
+    if evaluation is not None and evaluation is not train:
         raise ValueError(
             "RunConfig: eval_distribute must be None or the same strategy object as "
             "train_distribute (the Estimator's variables live under one strategy, and "

@@ -38,7 +38,7 @@ def prefect_api(tmp_path_factory):
     previous = {k: os.environ.get(k) for k in ("PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED")}
     os.environ["PREFECT_HOME"] = str(home)
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=240):
         yield
     for key, value in previous.items():
         if value is None:

@@ -31,12 +31,16 @@ def write_digits_tfrecords(directory):
 
 
 def event_scalars(directory):
-    """{tag: {step: value}} of the scalar summaries in a TensorBoard log directory."""
+    """{tag: {step: value}} of the scalar summaries in a TensorBoard log directory, as
+    TensorBoard reads them: ``simple_value`` scalars (tf.estimator's eval summaries) and TF2
+    scalar tensors."""
     from tensorboard.backend.event_processing import event_accumulator
 
-    acc = event_accumulator.EventAccumulator(str(directory), size_guidance={"tensors": 0})
+    acc = event_accumulator.EventAccumulator(
+        str(directory), size_guidance={"tensors": 0, "scalars": 0}
+    )
     acc.Reload()
-    out = {}
+    out = {tag: {e.step: e.value for e in acc.Scalars(tag)} for tag in acc.Tags()["scalars"]}
     for tag in acc.Tags()["tensors"]:
         values = {e.step: tf.make_ndarray(e.tensor_proto) for e in acc.Tensors(tag)}
         if all(v.ndim == 0 and v.dtype.kind == "f" for v in values.values()):

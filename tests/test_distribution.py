@@ -123,7 +123,9 @@ def test_run_config_reads_tf_config(monkeypatch):
     assert (config.task_type, config.task_id, config.is_chief) == ("worker", 1, False)
     assert config.num_worker_replicas == 3 and config.global_id_in_cluster == 2
     assert config.cluster_spec.as_dict()["worker"] == ["h1:1", "h2:1"]
-    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "evaluator"}}))
+    monkeypatch.setenv(
+        "TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "evaluator", "index": 0}})
+    )
     evaluator = est.RunConfig()
     assert evaluator.task_type == "evaluator" and not evaluator.is_chief
     assert evaluator.num_worker_replicas == 0
@@ -131,7 +133,7 @@ def test_run_config_reads_tf_config(monkeypatch):
     task = {"type": "worker", "index": 0}
     info = cluster_info_from_env({"TF_CONFIG": json.dumps({"cluster": no_chief, "task": task})})
     assert info.is_chief and info.num_worker_replicas == 2  # worker 0 leads without a chief
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(ValueError, match="2 is not a valid task_id for task_type worker"):
         cluster_info_from_env(
             {"TF_CONFIG": json.dumps({"cluster": no_chief, "task": {"type": "worker", "index": 2}})}
         )
