@@ -32,6 +32,19 @@ class LoopResult(NamedTuple):
     values: dict[str, np.ndarray]
 
 
+class ServingFunctions(NamedTuple):
+    """What :meth:`ModelFnBackend.serving_functions` returns for a SavedModel.
+
+    ``signatures``: a concrete function per ``export_outputs`` signature; ``variables``: the
+    variables they use, by store key; ``methods``: each signature's SignatureDef method name
+    (``tensorflow/serving/predict``, ``.../classify`` or ``.../regress``).
+    """
+
+    signatures: dict[str, Callable[..., Any]]
+    variables: dict[str, tf.Variable]
+    methods: dict[str, str]
+
+
 class ModelFnBackend(abc.ABC):
     """Runs model_fn. Variables live in ``store``; ``global_step`` counts training steps."""
 
@@ -85,7 +98,6 @@ class ModelFnBackend(abc.ABC):
         """The EstimatorSpec model_fn returned the last time it was traced in ``mode``."""
 
     @abc.abstractmethod
-    def serving_functions(
-        self, receiver: ServingInputReceiver
-    ) -> tuple[dict[str, Callable[..., Any]], dict[str, tf.Variable]]:
-        """Concrete functions per ``export_outputs`` signature, and the variables they use by key."""
+    def serving_functions(self, receiver: ServingInputReceiver) -> ServingFunctions:
+        """Concrete functions per ``export_outputs`` signature, the variables they use by key,
+        and their method names (see :class:`ServingFunctions`)."""

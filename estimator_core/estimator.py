@@ -19,6 +19,7 @@ from estimator_core.checkpoints import GLOBAL_STEP_KEY, Checkpointer, WarmStartS
 from estimator_core.distribute import input_context, training_strategy
 from estimator_core.eval_history import record_eval_result
 from estimator_core.export.serving import ServingInputReceiver
+from estimator_core.export.signature_methods import set_signature_methods
 from estimator_core.function_backend import FunctionBackend
 from estimator_core.mode_keys import ModeKeys
 from estimator_core.model_fn import ModelFn, call_input_fn
@@ -377,7 +378,10 @@ class Estimator:
         """Export the model as a SavedModel in a new ``export_dir_base/<timestamp>`` directory.
 
         One signature per ``export_outputs`` entry of the PREDICT-mode spec (``serving_default``
-        among them), taking the receiver's inputs. ``assets_extra`` maps destination paths under
+        among them), taking the receiver's inputs. A ``ClassificationOutput`` or
+        ``RegressionOutput`` over a receiver of one string tensor (serialized tf.Examples)
+        becomes a TF Serving Classify or Regress signature taking it as ``inputs``, as
+        tf.estimator wrote them; every other signature is a predict signature. ``assets_extra`` maps destination paths under
         ``assets.extra/`` to source files. ``as_text`` also writes ``saved_model.pbtxt``. The
         directory is written under a temporary name and renamed when complete. Returns its path.
         """
@@ -388,7 +392,7 @@ class Estimator:
                 f"ServingInputReceiver, got {type(receiver).__name__}"
             )
         self._restore_for_inference(checkpoint_path, required=True)
-        signatures, variables = self._backend.serving_functions(receiver)
+        signatures, variables, methods = self._backend.serving_functions(receiver)
         # Keyed like the Estimator's checkpoints, so a SavedModel can be warm-started from.
         root = tf.train.Checkpoint(**{CHECKPOINT_ROOT: variables})
         export_dir_base = os.fspath(export_dir_base)
@@ -399,6 +403,7 @@ class Estimator:
         )
         try:
             tf.saved_model.save(root, temp_dir, signatures=signatures)
+            set_signature_methods(temp_dir, methods)
             if as_text:
                 _write_pbtxt(temp_dir)
             for dest, source in (assets_extra or {}).items():

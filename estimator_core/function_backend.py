@@ -32,8 +32,9 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework import ops as _tf_ops  # the gradient registry: see below
 
-from estimator_core.backend import LoopResult, ModelFnBackend
+from estimator_core.backend import LoopResult, ModelFnBackend, ServingFunctions
 from estimator_core.distribute import placeholder_element
+from estimator_core.export.outputs import ExportOutput
 from estimator_core.export.serving import ServingInputReceiver
 from estimator_core.mode_keys import ModeKeys
 from estimator_core.model_fn import ModelFn, split_element
@@ -245,9 +246,7 @@ class FunctionBackend(ModelFnBackend):
     def traced_spec(self, mode: str) -> EstimatorSpec | None:
         return self._specs.get(mode)
 
-    def serving_functions(
-        self, receiver: ServingInputReceiver
-    ) -> tuple[dict[str, Callable[..., Any]], dict[str, tf.Variable]]:
+    def serving_functions(self, receiver: ServingInputReceiver) -> ServingFunctions:
         used: dict[int, tf.Variable] = {}
         specs: list[EstimatorSpec] = []
 
@@ -265,12 +264,18 @@ class FunctionBackend(ModelFnBackend):
             _compiled(discover_signatures).get_concrete_function(
                 dict(receiver.receiver_tensors_spec)
             )
+            outputs = specs[-1].export_outputs
             signatures = {
-                name: _signature_function(serve, name, receiver)
-                for name in specs[-1].export_outputs
+                name: _signature_function(serve, name, output, receiver)
+                for name, output in outputs.items()
             }
         names = {id(v): key for key, v in self.store.checkpointed.items()}
-        return signatures, {names[i]: v for i, v in used.items() if i in names}
+        spec = receiver.receiver_tensors_spec
+        return ServingFunctions(
+            signatures,
+            {names[i]: v for i, v in used.items() if i in names},
+            {name: output.method_name(spec) for name, output in outputs.items()},
+        )
 
     # -- compiled bodies --------------------------------------------------------------------
 
@@ -629,9 +634,22 @@ def _step_values(spec: EstimatorSpec) -> dict[str, Any]:
 
 
 def _signature_function(
-    serve: Callable[..., EstimatorSpec], name: str, receiver: ServingInputReceiver
+    serve: Callable[..., EstimatorSpec],
+    name: str,
+    output: ExportOutput,
+    receiver: ServingInputReceiver,
 ) -> Any:
-    def signature(**receiver_tensors: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Signature ``name``: its inputs named as ``output`` asks (TF Serving's Classify and
+    Regress signatures take the serialized examples as ``inputs``)."""
+    spec = receiver.receiver_tensors_spec
+    receiver_names = output.signature_inputs(spec)  # signature input → receiver tensor
+
+    def signature(**inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        receiver_tensors = {receiver_names[key]: value for key, value in inputs.items()}
         return serve(receiver_tensors).export_outputs[name].as_signature_outputs()
 
-    return _compiled(signature).get_concrete_function(**receiver.receiver_tensors_spec)
+    inputs = {
+        key: tf.TensorSpec(spec[source].shape, spec[source].dtype, name=key)
+        for key, source in receiver_names.items()
+    }
+    return _compiled(signature).get_concrete_function(**inputs)
