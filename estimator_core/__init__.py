@@ -1,13 +1,36 @@
 """estimator_core: the tf.estimator programming model on TensorFlow 2.
 
 ``import estimator_core as est`` gives tf.estimator's names: ``est.Estimator``,
-``est.EstimatorSpec``, ``est.RunConfig``, ``est.ModeKeys``, ``est.export``, the hooks, and
-``est.get_global_step()`` for use inside model_fn. Pure TensorFlow: no orchestration or tracking.
+``est.EstimatorSpec``, ``est.RunConfig``, ``est.ModeKeys``, ``est.export``, the hooks, the
+premade estimators (``est.DNNClassifier``, ...) and heads (``est.BinaryClassHead``, ...),
+``est.feature_column``, and ``est.get_global_step()`` for use inside model_fn. Pure TensorFlow: no orchestration or tracking.
 """
 
-from estimator_core import early_stopping, export, exporters, metrics
+from estimator_core import early_stopping, export, exporters, feature_column, metrics
+from estimator_core.canned.baseline import (
+    BaselineClassifier,
+    BaselineEstimator,
+    BaselineRegressor,
+)
+from estimator_core.canned.dnn import DNNClassifier, DNNEstimator, DNNRegressor
+from estimator_core.canned.dnn_linear_combined import (
+    DNNLinearCombinedClassifier,
+    DNNLinearCombinedEstimator,
+    DNNLinearCombinedRegressor,
+)
+from estimator_core.canned.linear import LinearClassifier, LinearEstimator, LinearRegressor
 from estimator_core.checkpoints import WarmStartSettings
 from estimator_core.estimator import Estimator
+from estimator_core.head import (
+    BinaryClassHead,
+    Head,
+    LogisticRegressionHead,
+    MultiClassHead,
+    MultiHead,
+    MultiLabelHead,
+    PoissonRegressionHead,
+    RegressionHead,
+)
 from estimator_core.hooks import (
     CheckpointSaverListener,
     FinalOpsHook,
@@ -39,18 +62,38 @@ from estimator_core.training_util import get_global_step
 from estimator_core.variables import VariableMismatchError
 
 __all__ = [
+    "BaselineClassifier",
+    "BaselineEstimator",
+    "BaselineRegressor",
+    "BinaryClassHead",
     "CheckpointSaverListener",
+    "DNNClassifier",
+    "DNNEstimator",
+    "DNNLinearCombinedClassifier",
+    "DNNLinearCombinedEstimator",
+    "DNNLinearCombinedRegressor",
+    "DNNRegressor",
     "Estimator",
     "EstimatorSpec",
     "EvalSpec",
     "FinalOpsHook",
     "GlobalStepWaiterHook",
+    "Head",
     "InMemoryEvaluatorHook",
+    "LinearClassifier",
+    "LinearEstimator",
+    "LinearRegressor",
     "LoggingTensorHook",
+    "LogisticRegressionHead",
     "ModeKeys",
+    "MultiClassHead",
+    "MultiHead",
+    "MultiLabelHead",
     "NanLossDuringTrainingError",
     "NanTensorHook",
+    "PoissonRegressionHead",
     "ProfilerHook",
+    "RegressionHead",
     "RunConfig",
     "SessionRunArgs",
     "SessionRunContext",
