@@ -50,6 +50,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from estimator_core.graph_checks import assert_that
+
 __all__ = [
     "bucketized_column",
     "categorical_column_with_hash_bucket",
@@ -84,6 +86,8 @@ _CATEGORICAL_TYPES = (
 _COMBINERS = ("mean", "sum", "sqrtn")
 
 
+# Graph-style code: AutoGraph's conversion (model_fn is converted) would only cost time.
+@tf.autograph.experimental.do_not_convert
 def input_layer(
     features: Mapping[str, Any],
     feature_columns: Sequence[Any],
@@ -176,6 +180,7 @@ def input_layer(
         return tf.concat(outputs, axis=1)
 
 
+@tf.autograph.experimental.do_not_convert
 def linear_model(
     features: Mapping[str, Any],
     feature_columns: Sequence[Any],
@@ -560,9 +565,11 @@ def _matching_weights(value: Feature, weights: Feature, label: str, key: str) ->
     if not (weights.dtype.is_floating or weights.dtype.is_integer):
         raise ValueError(f"{label}: the weights have dtype {weights.dtype.name}; need numbers")
     if isinstance(value, tf.SparseTensor):
-        check = tf.debugging.assert_equal(
-            weights.indices, value.indices, message=f"{label}: weights and ids differ in indices"
+        same = tf.logical_and(
+            tf.reduce_all(tf.equal(tf.shape(weights.indices), tf.shape(value.indices))),
+            tf.reduce_all(tf.equal(weights.indices, value.indices)),
         )
+        check = assert_that(same, f"{label}: the weights and the ids differ in indices")
         with tf.control_dependencies([check]):
             return tf.SparseTensor(
                 value.indices, tf.cast(weights.values, tf.float32), value.dense_shape
@@ -603,16 +610,14 @@ def _identity(column: Any, values: tf.Tensor, label: str) -> tuple[tf.Tensor, in
     in_range = tf.logical_and(values >= 0, values < num_buckets)
     if column.default_value is not None:
         return tf.where(in_range, values, tf.cast(column.default_value, tf.int64)), num_buckets
-    check = tf.debugging.Assert(
+    check = assert_that(
         tf.reduce_all(in_range),
-        [f"{label}: ids must be in [0, {num_buckets}); got min/max", *_min_max(values)],
+        f"{label}: ids must be in [0, {num_buckets}); got min/max",
+        tf.reduce_min(values),
+        tf.reduce_max(values),
     )
     with tf.control_dependencies([check]):
         return tf.identity(values), num_buckets
-
-
-def _min_max(values: tf.Tensor) -> list[tf.Tensor]:
-    return [tf.reduce_min(values), tf.reduce_max(values)]
 
 
 def _vocabulary_ids(

@@ -6,7 +6,11 @@ import pytest
 import tensorflow as tf
 
 import estimator_core as est
-from estimator_core.data.columns import embedding_dimension, feature_columns_from_schema
+from estimator_core.data.columns import (
+    Standardize,
+    embedding_dimension,
+    feature_columns_from_schema,
+)
 from estimator_core.feature_column import input_layer
 
 fc = tf.feature_column
@@ -373,6 +377,13 @@ def test_feature_columns_from_schema_rules():
     ]
     assert by_name["pixels"].shape == (4, 4)
     assert by_name["age"].shape == (1,) and by_name["age"].dtype == tf.int64
+    # numbers standardized with the recorded moments
+    assert by_name["pixels"].normalizer_fn == Standardize(0.5, 0.2)
+    assert by_name["age"].normalizer_fn == Standardize(40.0, 12.0)
+    ages = input_layer({"age": np.array([28, 40, 64], np.int64)}, [by_name["age"]])
+    np.testing.assert_allclose(ages.numpy()[:, 0], [-1.0, 0.0, 2.0], atol=1e-6)
+    raw = {c.name: c for c in feature_columns_from_schema(SCHEMA, STATS, normalize=False)}
+    assert raw["pixels"].normalizer_fn is None and raw["age"].normalizer_fn is None
     rating = by_name["rating_indicator"].categorical_column
     assert type(rating).__name__ == "IdentityCategoricalColumn"
     # values 0, 1, 4: compact ids, so identity over 0..4 plus an OOV bucket (5)

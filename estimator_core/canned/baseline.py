@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from estimator_core.canned.optimizers import get_optimizer_instance
 from estimator_core.estimator import Estimator
+from estimator_core.graph_checks import assert_that
 from estimator_core.head.base_head import SUM_OVER_BATCH_SIZE, Head, weight_column_key
 from estimator_core.head.head_utils import binary_or_multi_class_head
 from estimator_core.head.regression_head import RegressionHead
@@ -42,7 +43,7 @@ def _batch_size(features: Any, weight_key: str | None) -> tf.Tensor:
     if not sizes:
         raise ValueError("features must not be empty: the baseline needs the batch size")
     checks = [
-        tf.debugging.assert_equal(sizes[0], size, message="features differ in batch size")
+        assert_that(tf.equal(sizes[0], size), "features differ in batch size:", sizes[0], size)
         for size in sizes[1:]
     ]
     with tf.control_dependencies(checks):
@@ -54,6 +55,8 @@ def _baseline_model_fn(
 ) -> Callable[..., EstimatorSpec]:
     weight_key = weight_column_key(weight_column) if weight_column is not None else None
 
+    # Graph-style code: AutoGraph's conversion would only cost time.
+    @tf.autograph.experimental.do_not_convert
     def model_fn(features, labels, mode):
         batch = _batch_size(features, weight_key)
         with exact_names(), tf.name_scope("baseline"):

@@ -114,6 +114,8 @@ def _dnn_model_fn(
     feature_columns = tuple(feature_columns or ())
     dropout = check_dropout(dropout)
 
+    # Graph-style code: AutoGraph's conversion would only cost time.
+    @tf.autograph.experimental.do_not_convert
     def model_fn(features, labels, mode):
         check_features(features)
         logits = dnn_logits(

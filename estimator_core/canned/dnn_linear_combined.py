@@ -84,6 +84,8 @@ def _combined_model_fn(
     dropout = check_dropout(dnn_dropout)
     combiner = check_sparse_combiner(linear_sparse_combiner)
 
+    # Graph-style code: AutoGraph's conversion would only cost time.
+    @tf.autograph.experimental.do_not_convert
     def model_fn(features, labels, mode):
         check_features(features)
         parts = []  # (logits, variables, optimizer)

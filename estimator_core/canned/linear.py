@@ -60,6 +60,8 @@ def _linear_model_fn(
     feature_columns = tuple(feature_columns or ())
     sparse_combiner = check_sparse_combiner(sparse_combiner)
 
+    # Graph-style code: AutoGraph's conversion would only cost time.
+    @tf.autograph.experimental.do_not_convert
     def model_fn(features, labels, mode):
         check_features(features)
         logits = linear_logits(features, head.logits_dimension, feature_columns, sparse_combiner)

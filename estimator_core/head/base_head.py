@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from estimator_core.canned.metric_keys import MetricKeys
 from estimator_core.export.outputs import ClassificationOutput
+from estimator_core.graph_checks import assert_that
 from estimator_core.mode_keys import ModeKeys
 from estimator_core.spec import EstimatorSpec
 
@@ -109,6 +110,8 @@ class Head(abc.ABC):
     def _summary_key(self, key: str) -> str:
         return f"{key}/{self.name}" if self.name else key
 
+    # Graph-style code: AutoGraph's conversion (model_fn is converted) would only cost time.
+    @tf.autograph.experimental.do_not_convert
     def create_estimator_spec(
         self,
         features: Mapping[str, Any],
@@ -352,13 +355,11 @@ def check_label_range(labels: tf.Tensor, n_classes: int, message: str | None = N
         tf.reduce_all(labels >= tf.cast(0, labels.dtype)),
         tf.reduce_all(labels <= tf.cast(n_classes - 1, labels.dtype)),
     )
-    check = tf.debugging.Assert(
+    check = assert_that(
         in_range,
-        [
-            message or f"Labels must be in [0, {n_classes - 1}]; got min/max:",
-            tf.reduce_min(labels),
-            tf.reduce_max(labels),
-        ],
+        message or f"Labels must be in [0, {n_classes - 1}]; got min/max:",
+        tf.reduce_min(labels),
+        tf.reduce_max(labels),
     )
     with tf.control_dependencies([check]):
         return tf.identity(labels)
@@ -373,13 +374,10 @@ def label_ids_from_vocabulary(labels: tf.Tensor, label_vocabulary: Sequence[str]
         )
     matches = tf.equal(labels[..., None], tf.constant(list(label_vocabulary)))
     found = tf.reduce_any(matches, axis=-1)
-    check = tf.debugging.Assert(
+    check = assert_that(
         tf.reduce_all(found),
-        [
-            f"Labels must be in label_vocabulary {list(label_vocabulary)}; got",
-            tf.boolean_mask(labels, tf.logical_not(found)),
-        ],
-        summarize=5,
+        f"Labels must be in label_vocabulary {list(label_vocabulary)}; got",
+        tf.boolean_mask(labels, tf.logical_not(found)),
     )
     with tf.control_dependencies([check]):
         return tf.argmax(tf.cast(matches, tf.int8), axis=-1)

@@ -162,6 +162,7 @@ class MultiHead(base_head.Head):
             head.update_metrics(eval_metrics, features, head_logits, head_labels)
         return eval_metrics
 
+    @tf.autograph.experimental.do_not_convert
     def create_estimator_spec(
         self,
         features: Mapping[str, Any],
