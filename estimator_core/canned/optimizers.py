@@ -15,6 +15,16 @@ _OPTIMIZER_CLASSES = {
 }
 
 
+def optimizer_class(name: str) -> type[keras.optimizers.Optimizer]:
+    """The Keras optimizer class a premade estimator's optimizer name stands for."""
+    if name not in _OPTIMIZER_CLASSES:
+        raise ValueError(
+            f"Unsupported optimizer name: {name}. Supported names are: "
+            f"{tuple(sorted(_OPTIMIZER_CLASSES))}"
+        )
+    return _OPTIMIZER_CLASSES[name]
+
+
 def get_optimizer_instance(opt: Any, learning_rate: float) -> keras.optimizers.Optimizer:
     """The Keras 3 optimizer ``opt`` stands for.
 
@@ -31,12 +41,7 @@ def get_optimizer_instance(opt: Any, learning_rate: float) -> keras.optimizers.O
         Keras 3 replacement).
     """
     if isinstance(opt, str):
-        if opt not in _OPTIMIZER_CLASSES:
-            raise ValueError(
-                f"Unsupported optimizer name: {opt}. Supported names are: "
-                f"{tuple(sorted(_OPTIMIZER_CLASSES))}"
-            )
-        return _OPTIMIZER_CLASSES[opt](learning_rate=learning_rate)
+        return optimizer_class(opt)(learning_rate=learning_rate)
     if callable(opt) and not isinstance(opt, keras.optimizers.Optimizer):
         opt = opt()
     if not isinstance(opt, keras.optimizers.Optimizer):

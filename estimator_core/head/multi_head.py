@@ -29,8 +29,7 @@ class MultiHead(base_head.Head):
     default), ``<head name>/<signature>`` for each head's other signatures, and ``predict``
     (every prediction as ``<head name>/<key>``).
 
-    Unlike tf.estimator, TRAIN and EVAL specs carry no predictions (their tuple keys cannot
-    sit beside ``loss`` in the values a hook can fetch).
+    TRAIN and EVAL specs carry no predictions, as every head's here.
     """
 
     def __init__(
