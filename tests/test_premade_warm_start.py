@@ -16,7 +16,8 @@ import estimator_core as est
 from tests.fixtures.legacy_premade.make_fixture import iris_features, legacy_columns, split
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "legacy_premade")
-EXPECTED = json.load(open(os.path.join(FIXTURE, "expected.json")))
+with open(os.path.join(FIXTURE, "expected.json")) as f:
+    EXPECTED = json.load(f)
 
 
 def iris_input_fn(rows, repeat=False):
@@ -42,12 +43,19 @@ def test_warm_start_from_a_tf_estimator_checkpoint_reproduces_its_results(tmp_pa
     source = os.path.join(FIXTURE, kind)  # a tf.estimator model_dir (its latest checkpoint)
     if kind == "dnn":
         estimator = est.DNNClassifier(
-            [8, 6], dnn_columns, n_classes=3, model_dir=tmp_path, optimizer=frozen,
+            [8, 6],
+            dnn_columns,
+            n_classes=3,
+            model_dir=tmp_path,
+            optimizer=frozen,
             warm_start_from=source,
         )
     else:
         estimator = est.LinearClassifier(
-            linear_columns, n_classes=3, model_dir=tmp_path, optimizer=frozen,
+            linear_columns,
+            n_classes=3,
+            model_dir=tmp_path,
+            optimizer=frozen,
             warm_start_from=source,
         )
     estimator.train(iris_input_fn(train, repeat=True), steps=1)
@@ -78,7 +86,11 @@ def test_warm_start_settings_select_and_rename_legacy_variables(tmp_path):
         var_name_to_prev_var_name=None,
     )
     estimator = est.DNNClassifier(
-        wider, dnn_columns, n_classes=3, model_dir=tmp_path, optimizer=frozen,
+        wider,
+        dnn_columns,
+        n_classes=3,
+        model_dir=tmp_path,
+        optimizer=frozen,
         warm_start_from=settings,
     )
     train, _ = split(150)
