@@ -107,6 +107,15 @@ class Head(abc.ABC):
             "Subclasses of Head must implement create_estimator_spec() or _export_outputs()."
         )
 
+    def _predict_spec(self, features: Mapping[str, Any], logits: Any) -> EstimatorSpec:
+        del features
+        predictions = self.predictions(logits)
+        return EstimatorSpec(
+            ModeKeys.PREDICT,
+            predictions=predictions,
+            export_outputs=self._export_outputs(predictions),
+        )
+
     def _summary_key(self, key: str) -> str:
         return f"{key}/{self.name}" if self.name else key
 
@@ -146,10 +155,7 @@ class Head(abc.ABC):
         del update_ops
         with tf.name_scope(self.name or "head"):
             if mode == ModeKeys.PREDICT:
-                predictions = self.predictions(logits)
-                return EstimatorSpec(
-                    mode, predictions=predictions, export_outputs=self._export_outputs(predictions)
-                )
+                return self._predict_spec(features, logits)
             loss = self.loss(labels, logits, features, mode, regularization_losses)
             if mode == ModeKeys.EVAL:
                 metrics = self.update_metrics(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras
@@ -161,48 +161,20 @@ class MultiHead(base_head.Head):
             head.update_metrics(eval_metrics, features, head_logits, head_labels)
         return eval_metrics
 
-    @tf.autograph.experimental.do_not_convert
-    def create_estimator_spec(
-        self,
-        features: Mapping[str, Any],
-        mode: str,
-        logits: Any,
-        labels: Any = None,
-        optimizer: keras.optimizers.Optimizer | None = None,
-        trainable_variables: Sequence[Any] | None = None,
-        train_op_fn: Callable[[tf.Tensor], Any] | None = None,
-        update_ops: Sequence[Any] | None = None,
-        regularization_losses: Sequence[Any] | None = None,
-    ) -> EstimatorSpec:
-        """As :meth:`Head.create_estimator_spec`, for every head at once."""
-        del update_ops
-        with tf.name_scope(self.name):
-            if mode == ModeKeys.PREDICT:
-                logits_by_head = self._split_logits(logits)
-                specs = [
-                    head.create_estimator_spec(features, mode, logits_by_head[head.name])
-                    for head in self._heads
-                ]
-                predictions = {
-                    (head.name, key): value
-                    for head, spec in zip(self._heads, specs, strict=True)
-                    for key, value in spec.predictions.items()
-                }
-                return EstimatorSpec(
-                    mode, predictions=predictions, export_outputs=self._merged_outputs(specs)
-                )
-            loss = self.loss(labels, logits, features, mode, regularization_losses)
-            if mode == ModeKeys.EVAL:
-                metrics = self.update_metrics(
-                    self.metrics(regularization_losses),
-                    features,
-                    logits,
-                    labels,
-                    regularization_losses,
-                )
-                return EstimatorSpec(mode, loss=loss, eval_metric_ops=metrics)
-            train_op = base_head.train_op_from(optimizer, trainable_variables, train_op_fn, loss)
-            return EstimatorSpec(mode, loss=loss, train_op=train_op)
+    def _predict_spec(self, features: Mapping[str, Any], logits: Any) -> EstimatorSpec:
+        logits_by_head = self._split_logits(logits)
+        specs = [
+            head.create_estimator_spec(features, ModeKeys.PREDICT, logits_by_head[head.name])
+            for head in self._heads
+        ]
+        predictions = {
+            (head.name, key): value
+            for head, spec in zip(self._heads, specs, strict=True)
+            for key, value in spec.predictions.items()
+        }
+        return EstimatorSpec(
+            ModeKeys.PREDICT, predictions=predictions, export_outputs=self._merged_outputs(specs)
+        )
 
     def _merged_outputs(self, specs: list[EstimatorSpec]) -> dict[str, Any]:
         outputs = {

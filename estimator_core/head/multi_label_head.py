@@ -10,15 +10,21 @@ import tensorflow as tf
 
 from estimator_core.canned.metric_keys import MetricKeys
 from estimator_core.canned.prediction_keys import PredictionKeys
-from estimator_core.export.outputs import PredictOutput
 from estimator_core.head import base_head
-from estimator_core.head.loss_fn import call_loss_fn, validate_loss_fn_args
+from estimator_core.head.single_head import (
+    SingleHead,
+    ThresholdMetrics,
+    classifier_export_outputs,
+    selected_keys,
+)
+
+_VALID_KEYS = (PredictionKeys.LOGITS, PredictionKeys.PROBABILITIES, PredictionKeys.CLASSES)
 
 
-class MultiLabelHead(base_head.Head):
+class MultiLabelHead(SingleHead):
     """A head for multi-label classification, as ``tf.estimator.MultiLabelHead``.
 
-    Logits ``[D0, ..., DN, n_classes]``. Labels: a multi-hot integer tensor ``[D0, ..., DN,
+    Logits ``[D0, ..., DN, n_classes]``. Labels: a multi-hot tensor ``[D0, ..., DN,
     n_classes]`` of 0/1, or a ``tf.SparseTensor`` of class ids (integers in ``[0, n_classes)``,
     or strings of ``label_vocabulary``) per example. The loss is the sigmoid cross-entropy
     averaged over the classes, times the example's weight, reduced over the batch per
@@ -48,49 +54,16 @@ class MultiLabelHead(base_head.Head):
             raise ValueError(
                 f"n_classes must be > 1 for multi-label classification. Given: {n_classes}"
             )
-        self._n_classes = n_classes
-        self._thresholds = base_head.thresholds_of(thresholds)
+        super().__init__(n_classes, weight_column, loss_reduction, loss_fn, name)
         self._label_vocabulary = base_head.check_label_vocabulary(label_vocabulary, n_classes)
-        self._loss_reduction = base_head.reduction_of(loss_reduction)
-        if loss_fn:
-            validate_loss_fn_args(loss_fn)
-        if weight_column is not None:
-            base_head.weight_column_key(weight_column)
-        self._weight_column = weight_column
-        self._loss_fn = loss_fn
-        self._name = name
-        self._class_ids = self._class_ids_of(classes_for_class_based_metrics or ())
+        self._thresholds = ThresholdMetrics(thresholds, self._summary_key)
         key = self._summary_key
-        keys = MetricKeys
-        self._loss_mean_key = key(keys.LOSS_MEAN)
-        self._auc_key = key(keys.AUC)
-        self._auc_pr_key = key(keys.AUC_PR)
-        self._loss_regularization_key = key(keys.LOSS_REGULARIZATION)
-        self._threshold_keys = [
-            (
-                t,
-                key(keys.ACCURACY_AT_THRESHOLD % t),
-                key(keys.PRECISION_AT_THRESHOLD % t),
-                key(keys.RECALL_AT_THRESHOLD % t),
-            )
-            for t in self._thresholds
+        self._auc_key = key(MetricKeys.AUC)
+        self._auc_pr_key = key(MetricKeys.AUC_PR)
+        self._class_keys = [
+            (class_id, *(key(k) for k in self._class_metric_keys(class_id)))
+            for class_id in self._class_ids_of(classes_for_class_based_metrics or ())
         ]
-        self._class_keys = []
-        for class_id in self._class_ids:
-            if self._label_vocabulary is None:
-                names = (
-                    keys.PROBABILITY_MEAN_AT_CLASS % class_id,
-                    keys.AUC_AT_CLASS % class_id,
-                    keys.AUC_PR_AT_CLASS % class_id,
-                )
-            else:
-                class_name = self._label_vocabulary[class_id]
-                names = (
-                    keys.PROBABILITY_MEAN_AT_NAME % class_name,
-                    keys.AUC_AT_NAME % class_name,
-                    keys.AUC_PR_AT_NAME % class_name,
-                )
-            self._class_keys.append((class_id, *(key(n) for n in names)))
 
     def _class_ids_of(self, classes: Sequence[int | str]) -> tuple[int, ...]:
         ids = []
@@ -104,31 +77,35 @@ class MultiLabelHead(base_head.Head):
                 if item not in self._label_vocabulary:
                     raise ValueError(f"class {item!r} is not in label_vocabulary")
                 ids.append(self._label_vocabulary.index(item))
+            elif not 0 <= item < self._logits_dimension:
+                raise ValueError(
+                    "All classes_for_class_based_metrics must be in range "
+                    f"[0, {self._logits_dimension - 1}]. Given: {item}"
+                )
             else:
-                if not 0 <= item < self._n_classes:
-                    raise ValueError(
-                        "All classes_for_class_based_metrics must be in range "
-                        f"[0, {self._n_classes - 1}]. Given: {item}"
-                    )
                 ids.append(int(item))
         return tuple(ids)
 
-    @property
-    def name(self) -> str | None:
-        return self._name
-
-    @property
-    def logits_dimension(self) -> int:
-        return self._n_classes
-
-    @property
-    def loss_reduction(self) -> str:
-        return self._loss_reduction
+    def _class_metric_keys(self, class_id: int) -> tuple[str, str, str]:
+        keys = MetricKeys
+        if self._label_vocabulary is None:
+            return (
+                keys.PROBABILITY_MEAN_AT_CLASS % class_id,
+                keys.AUC_AT_CLASS % class_id,
+                keys.AUC_PR_AT_CLASS % class_id,
+            )
+        name = self._label_vocabulary[class_id]
+        return (
+            keys.PROBABILITY_MEAN_AT_NAME % name,
+            keys.AUC_AT_NAME % name,
+            keys.AUC_PR_AT_NAME % name,
+        )
 
     def _processed_labels(self, logits: tf.Tensor, labels: Any) -> tf.Tensor:
         """Multi-hot int64 ``[..., n_classes]``."""
+        n_classes = self._logits_dimension
         if labels is None:
-            base_head.check_dense_labels_match_logits_and_reshape(labels, logits, self._n_classes)
+            base_head.check_dense_labels_match_logits_and_reshape(labels, logits, n_classes)
         if isinstance(labels, tf.compat.v1.SparseTensorValue):
             labels = tf.SparseTensor.from_value(labels)
         if isinstance(labels, tf.SparseTensor):
@@ -143,11 +120,11 @@ class MultiLabelHead(base_head.Head):
                 )
             values = base_head.check_label_range(
                 tf.cast(values, tf.int64),
-                self._n_classes,
-                f"labels must be an integer SparseTensor with values in [0, {self._n_classes})",
+                n_classes,
+                f"labels must be an integer SparseTensor with values in [0, {n_classes})",
             )
             ids = tf.SparseTensor(labels.indices, values, labels.dense_shape)
-            labels = tf.cast(tf.sparse.to_indicator(ids, self._n_classes), tf.int64)
+            labels = tf.cast(tf.sparse.to_indicator(ids, n_classes), tf.int64)
         else:
             labels = tf.convert_to_tensor(labels)
             if labels.dtype == tf.string:
@@ -158,74 +135,34 @@ class MultiLabelHead(base_head.Head):
             labels = base_head.check_label_range(
                 labels, 2, "labels must be an integer indicator Tensor with values in [0, 1]"
             )
-        return base_head.check_dense_labels_match_logits_and_reshape(
-            labels, logits, self._n_classes
-        )
+        return base_head.check_dense_labels_match_logits_and_reshape(labels, logits, n_classes)
 
-    def _unweighted_loss_and_weights(
-        self, logits: tf.Tensor, labels: tf.Tensor, features: Mapping[str, Any] | None
-    ) -> tuple[tf.Tensor, Any]:
-        if self._loss_fn:
-            unweighted = call_loss_fn(self._loss_fn, labels, logits, features, 1)
-        else:
-            per_class = tf.nn.sigmoid_cross_entropy_with_logits(
-                labels=tf.cast(labels, tf.float32), logits=logits
-            )
-            unweighted = tf.reduce_mean(per_class, axis=-1, keepdims=True)
-        weights = base_head.get_weights_and_check_match_logits(
-            features, self._weight_column, logits
+    def _default_loss(self, labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+        per_class = tf.nn.sigmoid_cross_entropy_with_logits(
+            labels=tf.cast(labels, tf.float32), logits=logits
         )
-        return unweighted, weights
-
-    def loss(
-        self,
-        labels: Any,
-        logits: Any,
-        features: Mapping[str, Any] | None = None,
-        mode: str | None = None,
-        regularization_losses: Sequence[Any] | None = None,
-    ) -> tf.Tensor:
-        del mode
-        with tf.name_scope("losses"):
-            logits = base_head.check_logits_final_dim(logits, self._n_classes)
-            labels = self._processed_labels(logits, labels)
-            unweighted, weights = self._unweighted_loss_and_weights(logits, labels, features)
-            loss = base_head.compute_weighted_loss(unweighted, weights, self._loss_reduction)
-            return base_head.add_regularization(loss, regularization_losses)
+        return tf.reduce_mean(per_class, axis=-1, keepdims=True)
 
     def predictions(self, logits: Any, keys: Sequence[str] | None = None) -> dict[str, Any]:
-        pred = PredictionKeys
-        valid = [pred.LOGITS, pred.PROBABILITIES, pred.CLASSES]
-        if keys:
-            base_head.check_prediction_keys(keys, valid)
-        keys = keys or valid
-        logits = base_head.check_logits_final_dim(logits, self._n_classes)
+        keys = selected_keys(keys, _VALID_KEYS)
+        logits = base_head.check_logits_final_dim(logits, self._logits_dimension)
         predictions: dict[str, Any] = {}
         with tf.name_scope("predictions"):
-            if pred.LOGITS in keys:
-                predictions[pred.LOGITS] = logits
-            if pred.PROBABILITIES in keys:
-                predictions[pred.PROBABILITIES] = tf.sigmoid(logits)
-            if pred.CLASSES in keys:
-                predictions[pred.CLASSES] = base_head.all_classes(
-                    logits, self._n_classes, self._label_vocabulary
+            if PredictionKeys.LOGITS in keys:
+                predictions[PredictionKeys.LOGITS] = logits
+            if PredictionKeys.PROBABILITIES in keys:
+                predictions[PredictionKeys.PROBABILITIES] = tf.sigmoid(logits)
+            if PredictionKeys.CLASSES in keys:
+                predictions[PredictionKeys.CLASSES] = base_head.all_classes(
+                    logits, self._logits_dimension, self._label_vocabulary
                 )
         return predictions
 
     def metrics(self, regularization_losses: Sequence[Any] | None = None) -> dict[str, Any]:
-        keys = MetricKeys
-        metrics: dict[str, Any] = {
-            self._loss_mean_key: keras.metrics.Mean(name=keys.LOSS_MEAN),
-            self._auc_key: keras.metrics.AUC(name=keys.AUC),
-            self._auc_pr_key: keras.metrics.AUC(curve="PR", name=keys.AUC_PR),
-        }
-        base_head.regularization_metric(
-            metrics, self._loss_regularization_key, regularization_losses
-        )
-        for threshold, accuracy, precision, recall in self._threshold_keys:
-            metrics[accuracy] = keras.metrics.BinaryAccuracy(name=accuracy, threshold=threshold)
-            metrics[precision] = keras.metrics.Precision(name=precision, thresholds=threshold)
-            metrics[recall] = keras.metrics.Recall(name=recall, thresholds=threshold)
+        metrics = self._base_metrics(regularization_losses)
+        metrics[self._auc_key] = keras.metrics.AUC(name=MetricKeys.AUC)
+        metrics[self._auc_pr_key] = keras.metrics.AUC(curve="PR", name=MetricKeys.AUC_PR)
+        self._thresholds.add_to(metrics)
         for _, prob_key, auc_key, auc_pr_key in self._class_keys:
             metrics[prob_key] = keras.metrics.Mean(name=prob_key)
             metrics[auc_key] = keras.metrics.AUC(name=auc_key)
@@ -240,23 +177,16 @@ class MultiLabelHead(base_head.Head):
         labels: Any,
         regularization_losses: Sequence[Any] | None = None,
     ) -> dict[str, Any]:
-        logits = base_head.check_logits_final_dim(logits, self._n_classes)
-        labels = self._processed_labels(logits, labels)
-        unweighted, weights = self._unweighted_loss_and_weights(logits, labels, features)
-        probabilities = tf.sigmoid(logits)
+        parts = self._loss_parts(logits, labels, features)
+        self._update_base_metrics(eval_metrics, parts, regularization_losses)
+        labels, probabilities = parts.labels, tf.sigmoid(parts.logits)
         example_weights = tf.broadcast_to(
-            tf.convert_to_tensor(weights, tf.float32), tf.shape(unweighted)
+            tf.convert_to_tensor(parts.weights, tf.float32), tf.shape(parts.unweighted)
         )
-        base_head.update_mean(eval_metrics[self._loss_mean_key], unweighted, example_weights)
         class_weights = tf.broadcast_to(example_weights, tf.shape(probabilities))
         for key in (self._auc_key, self._auc_pr_key):
             eval_metrics[key].update_state(labels, probabilities, sample_weight=class_weights)
-        base_head.update_regularization(
-            eval_metrics, self._loss_regularization_key, regularization_losses
-        )
-        for _, accuracy, precision, recall in self._threshold_keys:
-            for key in (accuracy, precision, recall):
-                eval_metrics[key].update_state(labels, probabilities, sample_weight=class_weights)
+        self._thresholds.update(eval_metrics, labels, probabilities, class_weights)
         for class_id, prob_key, auc_key, auc_pr_key in self._class_keys:
             class_labels = labels[..., class_id : class_id + 1]
             class_probabilities = probabilities[..., class_id : class_id + 1]
@@ -268,11 +198,6 @@ class MultiLabelHead(base_head.Head):
         return eval_metrics
 
     def _export_outputs(self, predictions: dict[str, Any]) -> dict[str, Any]:
-        classifier = base_head.classification_output(
-            predictions[PredictionKeys.PROBABILITIES], self._n_classes, self._label_vocabulary
+        return classifier_export_outputs(
+            predictions, self._logits_dimension, self._label_vocabulary
         )
-        return {
-            base_head.DEFAULT_SERVING_KEY: classifier,
-            base_head.CLASSIFY_SERVING_KEY: classifier,
-            base_head.PREDICT_SERVING_KEY: PredictOutput(predictions),
-        }

@@ -13,10 +13,10 @@ from estimator_core.canned.metric_keys import MetricKeys
 from estimator_core.canned.prediction_keys import PredictionKeys
 from estimator_core.export.outputs import PredictOutput, RegressionOutput
 from estimator_core.head import base_head
-from estimator_core.head.loss_fn import call_loss_fn, validate_loss_fn_args
+from estimator_core.head.single_head import SingleHead
 
 
-class RegressionHead(base_head.Head):
+class RegressionHead(SingleHead):
     """A head for regression, as ``tf.estimator.RegressionHead``.
 
     Logits and labels ``[D0, ..., DN, label_dimension]`` (labels may lack the last dimension
@@ -31,6 +31,8 @@ class RegressionHead(base_head.Head):
     predictions), ``predict``.
     """
 
+    _per_logit_weights = True
+
     def __init__(
         self,
         label_dimension: int = 1,
@@ -42,32 +44,11 @@ class RegressionHead(base_head.Head):
     ) -> None:
         if not isinstance(label_dimension, int) or label_dimension < 1:
             raise ValueError(f"Invalid label_dimension {label_dimension}.")
-        self._loss_reduction = base_head.reduction_of(loss_reduction)
-        if loss_fn:
-            validate_loss_fn_args(loss_fn)
-        if weight_column is not None:
-            base_head.weight_column_key(weight_column)
-        self._logits_dimension = label_dimension
-        self._weight_column = weight_column
-        self._loss_fn = loss_fn
+        super().__init__(label_dimension, weight_column, loss_reduction, loss_fn, name)
+        self._loss_dimension = label_dimension
         self._inverse_link_fn = inverse_link_fn
-        self._name = name
-        self._loss_mean_key = self._summary_key(MetricKeys.LOSS_MEAN)
         self._prediction_mean_key = self._summary_key(MetricKeys.PREDICTION_MEAN)
         self._label_mean_key = self._summary_key(MetricKeys.LABEL_MEAN)
-        self._loss_regularization_key = self._summary_key(MetricKeys.LOSS_REGULARIZATION)
-
-    @property
-    def name(self) -> str | None:
-        return self._name
-
-    @property
-    def logits_dimension(self) -> int:
-        return self._logits_dimension
-
-    @property
-    def loss_reduction(self) -> str:
-        return self._loss_reduction
 
     def _processed_labels(self, logits: tf.Tensor, labels: Any) -> tf.Tensor:
         labels = base_head.check_dense_labels_match_logits_and_reshape(
@@ -77,35 +58,8 @@ class RegressionHead(base_head.Head):
             raise ValueError("Regression labels must be numbers, got strings")
         return tf.cast(labels, tf.float32)
 
-    def _unweighted_loss(self, labels: tf.Tensor, logits: tf.Tensor, features: Any) -> tf.Tensor:
-        if self._loss_fn:
-            return call_loss_fn(self._loss_fn, labels, logits, features, self._logits_dimension)
+    def _default_loss(self, labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
         return tf.math.squared_difference(labels, logits)
-
-    def _unweighted_loss_and_weights(
-        self, logits: tf.Tensor, labels: tf.Tensor, features: Mapping[str, Any] | None
-    ) -> tuple[tf.Tensor, Any]:
-        unweighted = self._unweighted_loss(labels, logits, features)
-        weights = base_head.get_weights_and_check_match_logits(
-            features, self._weight_column, logits, allow_per_logit_weights=True
-        )
-        return unweighted, weights
-
-    def loss(
-        self,
-        labels: Any,
-        logits: Any,
-        features: Mapping[str, Any] | None = None,
-        mode: str | None = None,
-        regularization_losses: Sequence[Any] | None = None,
-    ) -> tf.Tensor:
-        del mode
-        with tf.name_scope("losses"):
-            logits = base_head.check_logits_final_dim(logits, self._logits_dimension)
-            labels = self._processed_labels(logits, labels)
-            unweighted, weights = self._unweighted_loss_and_weights(logits, labels, features)
-            loss = base_head.compute_weighted_loss(unweighted, weights, self._loss_reduction)
-            return base_head.add_regularization(loss, regularization_losses)
 
     def predictions(self, logits: Any, keys: Sequence[str] | None = None) -> dict[str, Any]:
         logits = base_head.check_logits_final_dim(logits, self._logits_dimension)
@@ -123,14 +77,9 @@ class RegressionHead(base_head.Head):
         return predictions
 
     def metrics(self, regularization_losses: Sequence[Any] | None = None) -> dict[str, Any]:
-        metrics: dict[str, Any] = {
-            self._loss_mean_key: keras.metrics.Mean(name=MetricKeys.LOSS_MEAN),
-            self._prediction_mean_key: keras.metrics.Mean(name=MetricKeys.PREDICTION_MEAN),
-            self._label_mean_key: keras.metrics.Mean(name=MetricKeys.LABEL_MEAN),
-        }
-        base_head.regularization_metric(
-            metrics, self._loss_regularization_key, regularization_losses
-        )
+        metrics = self._base_metrics(regularization_losses)
+        metrics[self._prediction_mean_key] = keras.metrics.Mean(name=MetricKeys.PREDICTION_MEAN)
+        metrics[self._label_mean_key] = keras.metrics.Mean(name=MetricKeys.LABEL_MEAN)
         return metrics
 
     def update_metrics(
@@ -141,16 +90,11 @@ class RegressionHead(base_head.Head):
         labels: Any,
         regularization_losses: Sequence[Any] | None = None,
     ) -> dict[str, Any]:
-        logits = base_head.check_logits_final_dim(logits, self._logits_dimension)
-        predicted = self.predictions(logits)[PredictionKeys.PREDICTIONS]
-        labels = self._processed_labels(logits, labels)
-        unweighted, weights = self._unweighted_loss_and_weights(logits, labels, features)
-        base_head.update_mean(eval_metrics[self._loss_mean_key], unweighted, weights)
-        base_head.update_mean(eval_metrics[self._label_mean_key], labels, weights)
-        base_head.update_mean(eval_metrics[self._prediction_mean_key], predicted, weights)
-        base_head.update_regularization(
-            eval_metrics, self._loss_regularization_key, regularization_losses
-        )
+        parts = self._loss_parts(logits, labels, features)
+        self._update_base_metrics(eval_metrics, parts, regularization_losses)
+        predicted = self.predictions(parts.logits)[PredictionKeys.PREDICTIONS]
+        base_head.update_mean(eval_metrics[self._label_mean_key], parts.labels, parts.weights)
+        base_head.update_mean(eval_metrics[self._prediction_mean_key], predicted, parts.weights)
         return eval_metrics
 
     def _export_outputs(self, predictions: dict[str, Any]) -> dict[str, Any]:
