@@ -201,8 +201,8 @@ def linear_model(
       weighted; given bare, as in tf.estimator's linear models): weights ``[num_buckets,
       units]``; an example's contribution is the rows of its ids combined by
       ``sparse_combiner`` — ``"sum"`` (the default), ``"mean"`` or ``"sqrtn"`` — with each id's
-      weight for a weighted column (ids of non-positive weight are left out, as in TF); an
-      example without ids contributes zeros;
+      weight for a weighted column (with ``mean``/``sqrtn``, ids of non-positive weight are
+      left out, as in TF); an example without ids contributes zeros;
     - a dense column (numeric, indicator, embedding): weights ``[width, units]`` times its
       :func:`input_layer` output (an embedding column's own table is
       ``linear_model/<column name>/embedding_weights``).
@@ -409,17 +409,26 @@ class _Bag(NamedTuple):
 
 
 def _categorical_ids(
-    column: Any, features: Mapping[str, Any], outer: str, weighted_by: str | None = None
+    column: Any,
+    features: Mapping[str, Any],
+    outer: str,
+    weighted_by: str | None = None,
+    keep_invalid: bool = False,
 ) -> _Ids:
     """The ids of a categorical column; ``weighted_by``: the feature holding each value's
-    weight (a weighted column's ``weight_feature_key``)."""
+    weight (a weighted column's ``weight_feature_key``). Ids of -1 (an out-of-vocabulary value
+    without OOV buckets) are dropped unless ``keep_invalid``: TF crosses them too."""
     kind = _kind(column)
     label = _label(column, outer)
     if kind == "WeightedCategoricalColumn":
         if weighted_by is not None:
             raise ValueError(f"{label}: a weighted column cannot wrap another weighted column")
         return _categorical_ids(
-            column.categorical_column, features, outer, weighted_by=column.weight_feature_key
+            column.categorical_column,
+            features,
+            outer,
+            weighted_by=column.weight_feature_key,
+            keep_invalid=keep_invalid,
         )
     if weighted_by is not None and kind in ("BucketizedColumn", "CrossedColumn"):
         raise ValueError(
@@ -463,7 +472,7 @@ def _categorical_ids(
             vocabulary = _read_vocabulary_file(column, label)
         ids = _vocabulary_ids(values, vocabulary, column, label)
         num_buckets = len(vocabulary) + column.num_oov_buckets
-    keep = ids >= 0  # default_value -1: dropped
+    keep = tf.ones_like(ids, dtype=tf.bool) if keep_invalid else ids >= 0
     return _Ids(
         tf.boolean_mask(ids, keep),
         tf.boolean_mask(bag.row_ids, keep),
@@ -487,7 +496,7 @@ def _crossed_ids(column: Any, features: Mapping[str, Any], outer: str) -> _Ids:
             bag = _bag(raw, label, key)
             values, row_ids, size = bag.values, bag.row_ids, bag.batch_size
         else:
-            ids = _categorical_ids(key, features, outer)
+            ids = _categorical_ids(key, features, outer, keep_invalid=True)
             values, row_ids, size = ids.values, ids.row_ids, ids.batch_size
         if values.dtype.is_integer:
             values = tf.cast(values, tf.int64)
