@@ -1,8 +1,10 @@
 """estimator_core: the tf.estimator programming model on TensorFlow 2.
 
 ``import estimator_core as est`` gives tf.estimator's names: ``est.Estimator``,
-``est.EstimatorSpec``, ``est.RunConfig``, ``est.ModeKeys``, ``est.export``, the hooks, and
-``est.get_global_step()`` for use inside model_fn. Pure TensorFlow: no orchestration or tracking.
+``est.EstimatorSpec``, ``est.RunConfig``, ``est.ModeKeys``, ``est.export``, the hooks, the
+premade estimators (``est.DNNClassifier``, ...) and heads (``est.BinaryClassHead``, ...),
+``est.feature_column``, and ``est.get_global_step()`` for use inside model_fn. Pure
+TensorFlow: no orchestration or tracking.
 """
 
 import tensorflow as _tf
@@ -17,10 +19,32 @@ from estimator_core import (
     metrics,
     schedule,
 )
+from estimator_core.canned.baseline import (
+    BaselineClassifier,
+    BaselineEstimator,
+    BaselineRegressor,
+)
+from estimator_core.canned.dnn import DNNClassifier, DNNEstimator, DNNRegressor
+from estimator_core.canned.dnn_linear_combined import (
+    DNNLinearCombinedClassifier,
+    DNNLinearCombinedEstimator,
+    DNNLinearCombinedRegressor,
+)
+from estimator_core.canned.linear import LinearClassifier, LinearEstimator, LinearRegressor
 from estimator_core.checkpoints import WarmStartSettings
 from estimator_core.estimator import Estimator
 from estimator_core.exporters import BestExporter, Exporter, FinalExporter, LatestExporter
 from estimator_core.extenders import add_metrics
+from estimator_core.head import (
+    BinaryClassHead,
+    Head,
+    LogisticRegressionHead,
+    MultiClassHead,
+    MultiHead,
+    MultiLabelHead,
+    PoissonRegressionHead,
+    RegressionHead,
+)
 from estimator_core.hooks import (
     CheckpointSaverHook,
     CheckpointSaverListener,
@@ -59,9 +83,19 @@ from estimator_core.variables import VariableMismatchError
 VocabInfo = _tf.compat.v1.train.VocabInfo
 
 __all__ = [
+    "BaselineClassifier",
+    "BaselineEstimator",
+    "BaselineRegressor",
     "BestExporter",
+    "BinaryClassHead",
     "CheckpointSaverHook",
     "CheckpointSaverListener",
+    "DNNClassifier",
+    "DNNEstimator",
+    "DNNLinearCombinedClassifier",
+    "DNNLinearCombinedEstimator",
+    "DNNLinearCombinedRegressor",
+    "DNNRegressor",
     "Estimator",
     "EstimatorSpec",
     "EvalSchedule",
@@ -71,13 +105,23 @@ __all__ = [
     "FinalExporter",
     "FinalOpsHook",
     "GlobalStepWaiterHook",
+    "Head",
     "InMemoryEvaluatorHook",
     "LatestExporter",
+    "LinearClassifier",
+    "LinearEstimator",
+    "LinearRegressor",
     "LoggingTensorHook",
+    "LogisticRegressionHead",
     "ModeKeys",
+    "MultiClassHead",
+    "MultiHead",
+    "MultiLabelHead",
     "NanLossDuringTrainingError",
     "NanTensorHook",
+    "PoissonRegressionHead",
     "ProfilerHook",
+    "RegressionHead",
     "RunConfig",
     "SessionRunArgs",
     "SessionRunContext",

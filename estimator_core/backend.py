@@ -50,13 +50,16 @@ class ServingSignatures(NamedTuple):
 
     ``functions``: signature name → concrete function taking the receiver tensors as keyword
     arguments; ``variables``: checkpoint key → variable, those the functions use;
-    ``input_names``: signature name → {argument name the function has: receiver key}, for the
-    receiver keys that could not be argument names (written into the SavedModel afterwards).
+    ``input_names``: signature name → {argument name the function has: input name}, for the
+    input names that could not be argument names (written into the SavedModel afterwards);
+    ``methods``: signature name → SignatureDef method name (``tensorflow/serving/predict``,
+    ``.../classify`` or ``.../regress``).
     """
 
     functions: dict[str, Callable[..., Any]]
     variables: dict[str, tf.Variable]
     input_names: dict[str, dict[str, str]]
+    methods: dict[str, str]
 
 
 class ModelFnBackend(abc.ABC):

@@ -24,7 +24,7 @@ from estimator_core.checkpoints import (
 )
 from estimator_core.distribute import EVALUATOR, PS, input_context, training_strategy
 from estimator_core.eval_history import EvalRecorder, eval_dir
-from estimator_core.export.saved_model import rename_signature_inputs
+from estimator_core.export.saved_model import finish_signatures
 from estimator_core.export.serving import ServingInputReceiver
 from estimator_core.function_backend import FunctionBackend
 from estimator_core.hooked_loop import HookedLoop
@@ -414,7 +414,10 @@ class Estimator:
         called in PREDICT mode on its features. One signature per ``export_outputs`` entry of
         the spec (``serving_default`` among them) and receiver (``<alternative>:<entry>`` for
         each of ``receiver_tensors_alternatives``), taking the receiver tensors under their
-        keys. ``assets_extra`` maps destination paths under ``assets.extra/`` to source
+        keys. A ``ClassificationOutput`` or ``RegressionOutput`` over a receiver of one string
+        tensor (serialized tf.Examples) becomes a TF Serving Classify or Regress signature
+        taking it as ``inputs``, as tf.estimator wrote them; every other signature is a
+        predict signature. ``assets_extra`` maps destination paths under ``assets.extra/`` to source
         files. ``as_text`` also writes ``saved_model.pbtxt``. The directory is written under
         a temporary name and renamed when complete. Returns its path (a ``str``;
         ``export_dir_base`` may be ``str``, ``bytes`` or a path object).
@@ -431,7 +434,7 @@ class Estimator:
         )
         try:
             tf.saved_model.save(root, temp_dir, signatures=serving.functions)
-            rename_signature_inputs(temp_dir, serving.input_names)
+            finish_signatures(temp_dir, serving.input_names, serving.methods)
             if as_text:
                 _write_pbtxt(temp_dir)
             for dest, source in (assets_extra or {}).items():

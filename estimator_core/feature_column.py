@@ -1,4 +1,5 @@
-"""``tf.feature_column`` columns as model inputs in a TF2 model_fn: :func:`input_layer`.
+"""``tf.feature_column`` columns as model inputs in a TF2 model_fn: :func:`input_layer` and
+:func:`linear_model`.
 
 tf.estimator users describe their inputs with ``tf.feature_column.*`` objects and turn them into
 one dense tensor with ``tf.compat.v1.feature_column.input_layer`` (or Keras 2's
@@ -21,8 +22,14 @@ column                                     contributes to the output
 
 with, inside indicator and embedding columns, ``categorical_column_with_vocabulary_list``,
 ``categorical_column_with_vocabulary_file``, ``categorical_column_with_identity``,
-``categorical_column_with_hash_bucket`` and ``bucketized_column``. Crossed, weighted, shared
-embedding and sequence columns are refused with a ``ValueError`` naming the column.
+``categorical_column_with_hash_bucket``, ``bucketized_column``, ``crossed_column`` and
+``weighted_categorical_column``. :func:`linear_model` also takes these categorical columns bare
+(one weight per id). Shared embedding and sequence columns are refused with a ``ValueError``
+naming the column.
+
+The column constructors are re-exported here under their ``tf.feature_column`` names
+(``est.feature_column.numeric_column`` is ``tf.feature_column.numeric_column``), so either
+spelling describes the same column.
 
 Embedding weights are ``tf.Variable``\\ s named ``input_layer/<embedding column
 name>/embedding_weights`` (``<embedding column name>`` is ``<categorical name>_embedding``, as in
@@ -43,7 +50,23 @@ from typing import Any, NamedTuple
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["input_layer"]
+from estimator_core.graph_checks import assert_that
+
+__all__ = [
+    "bucketized_column",
+    "categorical_column_with_hash_bucket",
+    "categorical_column_with_identity",
+    "categorical_column_with_vocabulary_file",
+    "categorical_column_with_vocabulary_list",
+    "crossed_column",
+    "embedding_column",
+    "indicator_column",
+    "input_layer",
+    "linear_model",
+    "make_parse_example_spec",
+    "numeric_column",
+    "weighted_categorical_column",
+]
 
 Feature = tf.Tensor | tf.SparseTensor | tf.RaggedTensor
 
@@ -57,10 +80,14 @@ _CATEGORICAL_TYPES = (
     "IdentityCategoricalColumn",
     "HashedCategoricalColumn",
     "BucketizedColumn",
+    "CrossedColumn",
+    "WeightedCategoricalColumn",
 )
 _COMBINERS = ("mean", "sum", "sqrtn")
 
 
+# Graph-style code: AutoGraph's conversion (model_fn is converted) would only cost time.
+@tf.autograph.experimental.do_not_convert
 def input_layer(
     features: Mapping[str, Any],
     feature_columns: Sequence[Any],
@@ -153,6 +180,83 @@ def input_layer(
         return tf.concat(outputs, axis=1)
 
 
+@tf.autograph.experimental.do_not_convert
+def linear_model(
+    features: Mapping[str, Any],
+    feature_columns: Sequence[Any],
+    units: int = 1,
+    sparse_combiner: str = "sum",
+    *,
+    trainable: bool = True,
+    cols_to_vars: dict[Any, list[tf.Variable]] | None = None,
+) -> tf.Tensor:
+    """A linear model of ``features``: float32 ``[batch, units]`` logits, as TF1's
+    ``tf.compat.v1.feature_column.linear_model`` computed them.
+
+    Every column gets a weight variable ``linear_model/<column name>/weights`` (zeros at
+    first) and the result is the sum of the columns' contributions plus
+    ``linear_model/bias_weights`` (``[units]``, zeros at first):
+
+    - a categorical column (vocabulary list/file, identity, hash bucket, bucketized, crossed,
+      weighted; given bare, as in tf.estimator's linear models): weights ``[num_buckets,
+      units]``; an example's contribution is the rows of its ids combined by
+      ``sparse_combiner`` — ``"sum"`` (the default), ``"mean"`` or ``"sqrtn"`` — with each id's
+      weight for a weighted column (with ``mean``/``sqrtn``, ids of non-positive weight are
+      left out, as in TF); an example without ids contributes zeros;
+    - a dense column (numeric, indicator, embedding): weights ``[width, units]`` times its
+      :func:`input_layer` output (an embedding column's own table is
+      ``linear_model/<column name>/embedding_weights``).
+
+    ``trainable``: False makes every variable non-trainable. ``cols_to_vars``, if given, is
+    filled with ``{column: [its variables]}`` and ``"bias"`` → ``[bias variable]``.
+
+    Raises:
+      ValueError: as :func:`input_layer`, and for a ``units`` below 1 or an unknown
+        ``sparse_combiner``.
+    """
+    columns = _normalize_columns(feature_columns, dense_only=False)
+    if not isinstance(features, Mapping):
+        raise ValueError(
+            f"features must be a dict of feature name → tensor, got {type(features).__name__}"
+        )
+    if not isinstance(units, int) or units < 1:
+        raise ValueError(f"linear_model: units must be a positive int, got {units!r}")
+    if sparse_combiner not in _COMBINERS:
+        raise ValueError(
+            f"linear_model: sparse_combiner must be one of {_COMBINERS}, got {sparse_combiner!r}"
+        )
+    contributions = []
+    with tf.name_scope("linear_model"):
+        for column in sorted(columns, key=lambda c: c.name):
+            with tf.name_scope(_scope_name(column.name)):
+                variables: list[tf.Variable] = []
+                if _kind(column) in _CATEGORICAL_TYPES:
+                    ids = _categorical_ids(column, features, outer=column.name)
+                    weights = _zeros_variable("weights", [ids.num_buckets, units], trainable)
+                    contribution = _combined_rows(weights, ids, sparse_combiner, column.name)
+                else:
+                    dense = _dense_output(column, features, trainable, variables)
+                    weights = _zeros_variable("weights", [dense.shape[1], units], trainable)
+                    contribution = tf.matmul(dense, weights)
+                variables.append(weights)
+            contributions.append(contribution)
+            if cols_to_vars is not None:
+                cols_to_vars[column] = variables
+        bias = _zeros_variable("bias_weights", [units], trainable)
+        if cols_to_vars is not None:
+            cols_to_vars["bias"] = [bias]
+        return tf.nn.bias_add(tf.math.add_n(contributions), bias)
+
+
+def _zeros_variable(name: str, shape: list[int], trainable: bool) -> tf.Variable:
+    return tf.Variable(
+        initial_value=lambda: tf.zeros(shape, tf.float32),
+        name=name,
+        dtype=tf.float32,
+        trainable=trainable,
+    )
+
+
 # -- columns --------------------------------------------------------------------------------
 
 
@@ -161,9 +265,11 @@ def _kind(column: Any) -> str:
     return type(column).__name__.lstrip("_")
 
 
-def _normalize_columns(feature_columns: Any) -> list[Any]:
+def _normalize_columns(feature_columns: Any, dense_only: bool = True) -> list[Any]:
+    """The columns as a list, checked: supported kinds (categorical ones only when not
+    ``dense_only``), unique names."""
     if hasattr(feature_columns, "_fields") and hasattr(feature_columns, "name"):
-        return _normalize_columns([feature_columns])  # a single column
+        return _normalize_columns([feature_columns], dense_only)  # a single column
     if isinstance(feature_columns, (Mapping, str, bytes)):
         raise ValueError(
             "feature_columns must be a list of tf.feature_column columns, got "
@@ -182,17 +288,18 @@ def _normalize_columns(feature_columns: Any) -> list[Any]:
     for column in feature_columns:
         kind = _kind(column)
         name = getattr(column, "name", None)
-        if kind not in _DENSE_TYPES:
+        if kind not in _DENSE_TYPES and (dense_only or kind not in _CATEGORICAL_TYPES):
             if kind in _CATEGORICAL_TYPES:
                 raise ValueError(
                     f"feature column {name!r} is a categorical column ({kind}); input_layer "
                     f"needs dense columns: wrap it as tf.feature_column.indicator_column(...) or "
                     f"tf.feature_column.embedding_column(...)"
                 )
+            supported = _DENSE_TYPES if dense_only else _DENSE_TYPES + _CATEGORICAL_TYPES
             raise ValueError(
                 f"feature column {name if name is not None else column!r} ({kind}) is not "
-                f"supported by input_layer; supported: {', '.join(_DENSE_TYPES)} over "
-                f"{', '.join(_CATEGORICAL_TYPES)}"
+                f"supported; supported: {', '.join(supported)}"
+                + (f" over {', '.join(_CATEGORICAL_TYPES)}" if dense_only else "")
             )
         if name in names:
             raise ValueError(
@@ -217,7 +324,7 @@ def _dense_output(
     ids = _categorical_ids(categorical, features, outer=column.name)
     if kind == "IndicatorColumn":
         indices = tf.stack([ids.row_ids, ids.values], axis=1)
-        counts = tf.ones_like(ids.values, dtype=tf.float32)
+        counts = tf.ones_like(ids.values, dtype=tf.float32) if ids.weights is None else ids.weights
         shape = tf.stack([ids.batch_size, tf.constant(ids.num_buckets, tf.int64)])
         return tf.scatter_nd(indices, counts, shape)
     return _embedding(column, ids, trainable, variables)
@@ -284,23 +391,50 @@ def _feature(features: Mapping[str, Any], key: str, label: str) -> Feature:
 
 
 class _Ids(NamedTuple):
-    """Every example's bag of ids: ``values[i]`` belongs to example ``row_ids[i]``."""
+    """Every example's bag of ids: ``values[i]`` belongs to example ``row_ids[i]``, with weight
+    ``weights[i]`` (None: every weight is 1)."""
 
     values: tf.Tensor  # int64 [n], each in [0, num_buckets)
     row_ids: tf.Tensor  # int64 [n]
     batch_size: tf.Tensor  # int64 scalar
     num_buckets: int
+    weights: tf.Tensor | None = None  # float32 [n]
 
 
 class _Bag(NamedTuple):
     values: tf.Tensor  # [n], the input's dtype
     row_ids: tf.Tensor  # int64 [n]
     batch_size: tf.Tensor  # int64 scalar
+    weights: tf.Tensor | None = None  # float32 [n], the weight of each value
 
 
-def _categorical_ids(column: Any, features: Mapping[str, Any], outer: str) -> _Ids:
+def _categorical_ids(
+    column: Any,
+    features: Mapping[str, Any],
+    outer: str,
+    weighted_by: str | None = None,
+    keep_invalid: bool = False,
+) -> _Ids:
+    """The ids of a categorical column; ``weighted_by``: the feature holding each value's
+    weight (a weighted column's ``weight_feature_key``). Ids of -1 (an out-of-vocabulary value
+    without OOV buckets) are dropped unless ``keep_invalid``: TF crosses them too."""
     kind = _kind(column)
     label = _label(column, outer)
+    if kind == "WeightedCategoricalColumn":
+        if weighted_by is not None:
+            raise ValueError(f"{label}: a weighted column cannot wrap another weighted column")
+        return _categorical_ids(
+            column.categorical_column,
+            features,
+            outer,
+            weighted_by=column.weight_feature_key,
+            keep_invalid=keep_invalid,
+        )
+    if weighted_by is not None and kind in ("BucketizedColumn", "CrossedColumn"):
+        raise ValueError(
+            f"{label}: weighted_categorical_column over a {kind} is not supported; weight a "
+            "vocabulary, identity or hash bucket column"
+        )
     if kind == "BucketizedColumn":
         buckets = _buckets(column, features, outer=outer)
         depth = len(column.boundaries) + 1
@@ -309,26 +443,26 @@ def _categorical_ids(column: Any, features: Mapping[str, Any], outer: str) -> _I
         batch = tf.shape(ids, out_type=tf.int64)[0]
         rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(ids, out_type=tf.int64))
         return _Ids(tf.reshape(ids, [-1]), tf.reshape(rows, [-1]), batch, width * depth)
+    if kind == "CrossedColumn":
+        return _crossed_ids(column, features, outer)
     if kind not in _CATEGORICAL_TYPES:
         raise ValueError(
             f"{label} ({kind}) is not supported inside {outer!r}; supported categorical "
             f"columns: {', '.join(_CATEGORICAL_TYPES)}"
         )
     raw = _feature(features, column.key, label)
-    if not (raw.dtype == tf.string or raw.dtype.is_integer):
-        raise ValueError(
-            f"{label}: feature {column.key!r} has dtype {raw.dtype.name}; categorical columns "
-            "need string or integer values"
-        )
-    bag = _bag(raw, label, column.key)
+    _require_categorical_dtype(raw, label, column.key)
+    weights = None
+    if weighted_by is not None:
+        weights = _feature(features, weighted_by, f"{label} (weights {weighted_by!r})")
+    bag = _bag(raw, label, column.key, weights)
     values = bag.values
     if kind == "IdentityCategoricalColumn":
         _require_integer(values, label, column.key)
         ids, num_buckets = _identity(column, tf.cast(values, tf.int64), label)
     elif kind == "HashedCategoricalColumn":
         _require_dtype(values, column.dtype, label, column.key)
-        strings = values if values.dtype == tf.string else tf.strings.as_string(values)
-        ids = tf.strings.to_hash_bucket_fast(strings, column.hash_bucket_size)
+        ids = tf.strings.to_hash_bucket_fast(_as_strings(values), column.hash_bucket_size)
         num_buckets = column.hash_bucket_size
     else:
         _require_dtype(values, column.dtype, label, column.key)
@@ -338,32 +472,125 @@ def _categorical_ids(column: Any, features: Mapping[str, Any], outer: str) -> _I
             vocabulary = _read_vocabulary_file(column, label)
         ids = _vocabulary_ids(values, vocabulary, column, label)
         num_buckets = len(vocabulary) + column.num_oov_buckets
-    keep = ids >= 0  # default_value -1: dropped
+    keep = tf.ones_like(ids, dtype=tf.bool) if keep_invalid else ids >= 0
     return _Ids(
-        tf.boolean_mask(ids, keep), tf.boolean_mask(bag.row_ids, keep), bag.batch_size, num_buckets
+        tf.boolean_mask(ids, keep),
+        tf.boolean_mask(bag.row_ids, keep),
+        bag.batch_size,
+        num_buckets,
+        None if bag.weights is None else tf.boolean_mask(bag.weights, keep),
     )
 
 
-def _bag(value: Feature, label: str, key: str) -> _Bag:
-    """Flat values and the example each belongs to; dense ``""`` / ``-1`` are dropped."""
+def _crossed_ids(column: Any, features: Mapping[str, Any], outer: str) -> _Ids:
+    """The hashed crosses of the column's keys: TensorFlow's own ``sparse_cross_hashed`` over
+    the raw values of string keys and the ids of categorical keys (nested crossed columns'
+    keys flattened), so the ids equal tf.feature_column's."""
+    label = _label(column, outer)
+    inputs = []
+    batch = None
+    for key in _leaf_keys(column):
+        if isinstance(key, str):
+            raw = _feature(features, key, label)
+            _require_categorical_dtype(raw, label, key)
+            bag = _bag(raw, label, key)
+            values, row_ids, size = bag.values, bag.row_ids, bag.batch_size
+        else:
+            ids = _categorical_ids(key, features, outer, keep_invalid=True)
+            values, row_ids, size = ids.values, ids.row_ids, ids.batch_size
+        if values.dtype.is_integer:
+            values = tf.cast(values, tf.int64)
+        batch = size if batch is None else batch
+        ragged = tf.RaggedTensor.from_value_rowids(values, row_ids, nrows=size)
+        inputs.append(ragged.to_sparse())
+    crossed = tf.sparse.cross_hashed(
+        inputs, num_buckets=column.hash_bucket_size, hash_key=column.hash_key
+    )
+    return _Ids(crossed.values, crossed.indices[:, 0], batch, column.hash_bucket_size)
+
+
+def _leaf_keys(column: Any) -> list[Any]:
+    keys = []
+    for key in column.keys:
+        keys.extend(_leaf_keys(key) if _kind(key) == "CrossedColumn" else [key])
+    return keys
+
+
+def _as_strings(values: tf.Tensor) -> tf.Tensor:
+    """Integer values hashed as their decimal strings, as TensorFlow does."""
+    return values if values.dtype == tf.string else tf.strings.as_string(values)
+
+
+def _require_categorical_dtype(raw: Feature, label: str, key: str) -> None:
+    if not (raw.dtype == tf.string or raw.dtype.is_integer):
+        raise ValueError(
+            f"{label}: feature {key!r} has dtype {raw.dtype.name}; categorical columns "
+            "need string or integer values"
+        )
+
+
+def _bag(value: Feature, label: str, key: str, weights: Feature | None = None) -> _Bag:
+    """Flat values and the example each belongs to; dense ``""`` / ``-1`` are dropped.
+    ``weights``: a tensor of the same structure (dense shape, sparse indices, ragged row
+    lengths) holding each value's weight."""
+    if weights is not None:
+        weights = _matching_weights(value, weights, label, key)
     if isinstance(value, tf.SparseTensor):
         if value.shape.rank is not None and value.shape.rank < 1:
             raise ValueError(f"{label}: sparse feature {key!r} needs a batch dimension")
-        return _Bag(value.values, value.indices[:, 0], value.dense_shape[0])
+        flat_weights = None if weights is None else weights.values
+        return _Bag(value.values, value.indices[:, 0], value.dense_shape[0], flat_weights)
     if isinstance(value, tf.RaggedTensor):
         if value.shape.rank is not None and value.shape.rank > 2:
             value = value.merge_dims(1, -1)
-        return _Bag(value.values, value.value_rowids(), value.nrows(out_type=tf.int64))
+            weights = None if weights is None else weights.merge_dims(1, -1)
+        flat_weights = None if weights is None else weights.values
+        return _Bag(
+            value.values, value.value_rowids(), value.nrows(out_type=tf.int64), flat_weights
+        )
     if value.shape.rank == 0:
         raise ValueError(f"{label}: feature {key!r} is a scalar; it needs a batch dimension")
     batch = tf.shape(value, out_type=tf.int64)[0]
-    flat = tf.reshape(value, tf.stack([batch, tf.constant(-1, tf.int64)]))
+    flat_shape = tf.stack([batch, tf.constant(-1, tf.int64)])
+    flat = tf.reshape(value, flat_shape)
     if value.dtype.is_unsigned:  # no -1: every value is present
         positions = tf.where(tf.ones_like(flat, dtype=tf.bool))
     else:
         missing = "" if value.dtype == tf.string else -1
         positions = tf.where(tf.not_equal(flat, tf.constant(missing, value.dtype)))
-    return _Bag(tf.gather_nd(flat, positions), positions[:, 0], batch)
+    flat_weights = None
+    if weights is not None:
+        flat_weights = tf.gather_nd(tf.reshape(weights, flat_shape), positions)
+    return _Bag(tf.gather_nd(flat, positions), positions[:, 0], batch, flat_weights)
+
+
+def _matching_weights(value: Feature, weights: Feature, label: str, key: str) -> Feature:
+    """``weights`` as float32, checked to have the structure of ``value``."""
+    if type(weights) is not type(value):
+        raise ValueError(
+            f"{label}: the weights must be a {type(value).__name__} like feature {key!r}, got "
+            f"a {type(weights).__name__}"
+        )
+    if not (weights.dtype.is_floating or weights.dtype.is_integer):
+        raise ValueError(f"{label}: the weights have dtype {weights.dtype.name}; need numbers")
+    if isinstance(value, tf.SparseTensor):
+        same = tf.logical_and(
+            tf.reduce_all(tf.equal(tf.shape(weights.indices), tf.shape(value.indices))),
+            tf.reduce_all(tf.equal(weights.indices, value.indices)),
+        )
+        check = assert_that(same, f"{label}: the weights and the ids differ in indices")
+        with tf.control_dependencies([check]):
+            return tf.SparseTensor(
+                value.indices, tf.cast(weights.values, tf.float32), value.dense_shape
+            )
+    if isinstance(value, tf.RaggedTensor):
+        return tf.cast(weights, tf.float32)
+    if not value.shape.is_compatible_with(weights.shape):
+        raise ValueError(
+            f"{label}: weights of shape {weights.shape} for ids of shape {value.shape}; they "
+            "must be equal"
+        )
+    return tf.cast(weights, tf.float32)
 
 
 def _require_integer(values: tf.Tensor, label: str, key: str) -> None:
@@ -392,16 +619,14 @@ def _identity(column: Any, values: tf.Tensor, label: str) -> tuple[tf.Tensor, in
     in_range = tf.logical_and(values >= 0, values < num_buckets)
     if column.default_value is not None:
         return tf.where(in_range, values, tf.cast(column.default_value, tf.int64)), num_buckets
-    check = tf.debugging.Assert(
+    check = assert_that(
         tf.reduce_all(in_range),
-        [f"{label}: ids must be in [0, {num_buckets}); got min/max", *_min_max(values)],
+        f"{label}: ids must be in [0, {num_buckets}); got min/max",
+        tf.reduce_min(values),
+        tf.reduce_max(values),
     )
     with tf.control_dependencies([check]):
         return tf.identity(values), num_buckets
-
-
-def _min_max(values: tf.Tensor) -> list[tf.Tensor]:
-    return [tf.reduce_min(values), tf.reduce_max(values)]
 
 
 def _vocabulary_ids(
@@ -491,11 +716,6 @@ def _read_vocabulary_file(column: Any, label: str) -> tuple[Any, ...]:
 
 
 def _embedding(column: Any, ids: _Ids, trainable: bool, variables: list[tf.Variable]) -> tf.Tensor:
-    if column.combiner not in _COMBINERS:
-        raise ValueError(
-            f"feature column {column.name!r}: combiner must be one of {_COMBINERS}, got "
-            f"{column.combiner!r}"
-        )
     shape = [ids.num_buckets, int(column.dimension)]
     weights = tf.Variable(
         initial_value=_initial_value(column, shape),
@@ -504,18 +724,42 @@ def _embedding(column: Any, ids: _Ids, trainable: bool, variables: list[tf.Varia
         trainable=bool(trainable and column.trainable),
     )
     variables.append(weights)
-    rows = tf.gather(weights, ids.values)
-    if column.max_norm is not None:
-        rows = tf.clip_by_norm(rows, column.max_norm, axes=[1])
-    total = tf.math.unsorted_segment_sum(rows, ids.row_ids, ids.batch_size)
-    if column.combiner == "sum":
+    return _combined_rows(weights, ids, column.combiner, column.name, column.max_norm)
+
+
+def _combined_rows(
+    table: tf.Variable, ids: _Ids, combiner: str, name: str, max_norm: float | None = None
+) -> tf.Tensor:
+    """``[batch, table width]``: each example's rows of ``table`` (one per id, scaled by its
+    weight) combined by ``combiner``, as TF's safe sparse embedding lookup: ``"sum"``,
+    ``"mean"`` (divided by the sum of the weights) or ``"sqrtn"`` (by the square root of the
+    sum of squared weights). With ``"mean"`` and ``"sqrtn"`` ids of non-positive weight are
+    left out (as TF does); an example without ids gets zeros."""
+    if combiner not in _COMBINERS:
+        raise ValueError(
+            f"feature column {name!r}: combiner must be one of {_COMBINERS}, got {combiner!r}"
+        )
+    values, row_ids, weights = ids.values, ids.row_ids, ids.weights
+    if weights is not None and combiner != "sum":
+        positive = weights > 0
+        values, row_ids = tf.boolean_mask(values, positive), tf.boolean_mask(row_ids, positive)
+        weights = tf.boolean_mask(weights, positive)
+    rows = tf.gather(table, values)
+    if max_norm is not None:
+        rows = tf.clip_by_norm(rows, max_norm, axes=[1])
+    if weights is not None:
+        rows = rows * weights[:, None]
+    total = tf.math.unsorted_segment_sum(rows, row_ids, ids.batch_size)
+    if combiner == "sum":
         return total
-    count = tf.math.unsorted_segment_sum(
-        tf.ones_like(ids.values, dtype=tf.float32), ids.row_ids, ids.batch_size
-    )
-    if column.combiner == "sqrtn":
-        count = tf.sqrt(count)
-    return total / tf.maximum(count, 1.0)[:, None]
+    if weights is None:
+        weights = tf.ones_like(values, dtype=tf.float32)
+    if combiner == "sqrtn":
+        weights = tf.square(weights)
+    norm = tf.math.unsorted_segment_sum(weights, row_ids, ids.batch_size)
+    if combiner == "sqrtn":
+        norm = tf.sqrt(norm)
+    return tf.math.divide_no_nan(total, norm[:, None])
 
 
 def _initial_value(column: Any, shape: list[int]) -> Callable[[], Any]:
@@ -542,3 +786,18 @@ def _initial_value(column: Any, shape: list[int]) -> Callable[[], Any]:
 def _scope_name(name: str) -> str:
     """A name scope for a column name (characters TF refuses in scope names become ``_``)."""
     return re.sub(r"[^A-Za-z0-9_.\-]", "_", name) or "column"
+
+
+# tf.feature_column's constructors under their own names: the column objects they return are
+# what input_layer and linear_model read.
+bucketized_column = tf.feature_column.bucketized_column
+categorical_column_with_hash_bucket = tf.feature_column.categorical_column_with_hash_bucket
+categorical_column_with_identity = tf.feature_column.categorical_column_with_identity
+categorical_column_with_vocabulary_file = tf.feature_column.categorical_column_with_vocabulary_file
+categorical_column_with_vocabulary_list = tf.feature_column.categorical_column_with_vocabulary_list
+crossed_column = tf.feature_column.crossed_column
+embedding_column = tf.feature_column.embedding_column
+indicator_column = tf.feature_column.indicator_column
+make_parse_example_spec = tf.feature_column.make_parse_example_spec
+numeric_column = tf.feature_column.numeric_column
+weighted_categorical_column = tf.feature_column.weighted_categorical_column

@@ -297,12 +297,12 @@ class FunctionBackend(ModelFnBackend):
                 # variables, restored from the checkpoint, as the training loops' first trace does.
                 _compiled(lambda: build(True)).get_concrete_function()
                 wrapped = tf.compat.v1.wrap_function(lambda: build(False), signature=[])
-        functions, input_names = _signature_functions(
+        functions, input_names, methods = _signature_functions(
             wrapped, built["receiver"], built["spec"].export_outputs
         )
         names = {id(v): key for key, v in self.store.checkpointed.items()}
         variables = {names[id(v)]: v for v in built["used"] if id(v) in names}
-        return ServingSignatures(functions, variables, input_names)
+        return ServingSignatures(functions, variables, input_names, methods)
 
     # -- compiled bodies --------------------------------------------------------------------
 
@@ -748,14 +748,15 @@ def _step_values(spec: EstimatorSpec) -> dict[str, Any]:
 
 def _signature_functions(
     wrapped: Any, receiver: Any, export_outputs: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+) -> tuple[dict[str, Any], dict[str, dict[str, str]], dict[str, str]]:
     """One pruned function per export output and receiver: ``<output key>`` for the receiver
     tensors, ``<alternative>:<output key>`` for each of ``receiver_tensors_alternatives``
-    (tf.estimator's names). Also, per signature, the receiver keys whose input TensorFlow
-    must name otherwise (see :func:`estimator_core.export.saved_model.rename_signature_inputs`).
+    (tf.estimator's names). Also, per signature, the input names TensorFlow must write
+    otherwise (see :func:`estimator_core.export.saved_model.finish_signatures`) and the
+    SignatureDef method name (see :meth:`~estimator_core.export.ExportOutput.method_name`).
     """
     receivers = {None: receiver.receiver_tensors, **(receiver.receiver_tensors_alternatives or {})}
-    functions, input_names = {}, {}
+    functions, input_names, methods = {}, {}, {}
     for receiver_name, tensors in receivers.items():
         for key, tensor in tensors.items():
             if not isinstance(tensor, tf.Tensor):
@@ -765,7 +766,6 @@ def _signature_functions(
                     "build the sparse features from it in serving_input_receiver_fn)"
                 )
         keys = list(tensors)
-        arg_names = unique_op_names(keys)
         for output_key, export_output in export_outputs.items():
             name = output_key if receiver_name is None else f"{receiver_name}:{output_key}"
             function = wrapped.prune(
@@ -773,9 +773,12 @@ def _signature_functions(
             )
             # A pruned function's arguments are named after its feeds' ops (the placeholders'
             # names, not the receiver's keys); the signature's inputs are named after them.
+            signature_names = export_output.signature_input_names(tensors)
+            arg_names = unique_op_names(signature_names)
             function._arg_keywords = arg_names
             functions[name] = function
-            renamed = {a: k for a, k in zip(arg_names, keys, strict=True) if a != k}
+            methods[name] = export_output.method_name(tensors)
+            renamed = {a: k for a, k in zip(arg_names, signature_names, strict=True) if a != k}
             if renamed:
                 input_names[name] = renamed
-    return functions, input_names
+    return functions, input_names, methods

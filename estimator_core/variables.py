@@ -10,6 +10,9 @@ are the same in every process, which makes them the checkpoint's keys.
 
 The rule that follows for model_fn: create the variables it shares in the same order in every
 mode (giving layers explicit names makes the match independent of order).
+
+Code that needs its variables under fixed names (the premade estimators keep tf.estimator's
+``dnn/hiddenlayer_0/kernel``) creates them inside :func:`exact_names`, where the suffixes stay.
 """
 
 from __future__ import annotations
@@ -31,6 +34,34 @@ except ImportError:  # pragma: no cover
 KeyMap = Callable[[str], "str | None"]
 _NUMERIC_SUFFIX = re.compile(r"_\d+(?=$|/|_)")
 CHECKPOINT_ROOT = "variables"
+# Present in every object-based checkpoint; absent from TF1 Saver (name-based) ones.
+_OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+_exact = threading.local()
+
+
+@contextlib.contextmanager
+def exact_names() -> Iterator[None]:
+    """Variables created inside (in model_fn, this thread) are keyed by their full name as is:
+    ``tf.name_scope("dnn")`` + a Keras ``Dense(name="hiddenlayer_0")`` gives
+    ``dnn/hiddenlayer_0/kernel``, where the default keying would give ``dnn/hiddenlayer/kernel``.
+
+    The code inside must enter each name scope once per model_fn call: in a graph a second
+    ``dnn`` scope is made unique as ``dnn_1``, whose variables would be new ones (and are
+    refused after the first call).
+    """
+    previous = getattr(_exact, "on", False)
+    _exact.on = True
+    try:
+        yield
+    finally:
+        _exact.on = previous
+
+
+def tensor_key_function(reader: tf.train.CheckpointReader) -> Callable[[str], str]:
+    """How a store key is found in the checkpoint ``reader`` reads: :func:`checkpoint_key` in
+    an object-based checkpoint (the Estimator's), the name itself in a TF1 name-based one
+    (tf.estimator's model.ckpt files, keyed ``dnn/hiddenlayer_0/kernel``)."""
+    return checkpoint_key if reader.has_tensor(_OBJECT_GRAPH_KEY) else _same_key
 
 
 class VariableMismatchError(ValueError):
@@ -69,6 +100,7 @@ class VariableStore:
         self.checkpointed: dict[str, tf.Variable] = {}
         self._pending: tf.train.CheckpointReader | None = None
         self._pending_shapes: dict[str, list[int]] = {}
+        self._pending_key: Callable[[str], str] = checkpoint_key
         self._source: KeyMap = _same_key
         self.refused_creation: str | None = None
         # While a list: each new checkpointed variable and its value at creation, so an eager
@@ -101,9 +133,12 @@ class VariableStore:
         self, reader: tf.train.CheckpointReader | None, source: KeyMap | None = None
     ) -> None:
         """Variables created from now on take their initial values from ``reader`` when it has
-        them. ``source`` maps a variable's key to the key to read (None: do not read)."""
+        them. ``source`` maps a variable's key to the key to read (None: do not read); the
+        checkpoint may be object-based or name-based (see :func:`tensor_key_function`)."""
         self._pending = reader
         self._pending_shapes = reader.get_variable_to_shape_map() if reader is not None else {}
+        if reader is not None:
+            self._pending_key = tensor_key_function(reader)
         self._source = source or _same_key
 
     def _creator(self, next_creator: Any, **kwargs: Any) -> tf.Variable:
@@ -126,7 +161,7 @@ class VariableStore:
                 "model_fn must create the same variables on every call"
             )
         source = self._source(key) if self._pending is not None and not local else None
-        ckpt_key = checkpoint_key(source) if source is not None else None
+        ckpt_key = self._pending_key(source) if source is not None else None
         if ckpt_key in self._pending_shapes:
             kwargs["initial_value"] = self._checkpoint_value(key, ckpt_key, kwargs)
         variable = next_creator(**kwargs)
@@ -165,13 +200,15 @@ class VariableStore:
 
         ``source`` maps a variable's key to the key to read in the checkpoint (None: skip it).
         ``require_all``: a variable missing from the checkpoint is an error (restoring);
-        otherwise it keeps its value (warm starting). Returns the keys assigned.
+        otherwise it keeps its value (warm starting). Returns the keys assigned. The
+        checkpoint may be object-based or name-based (see :func:`tensor_key_function`).
         """
         source = source or _same_key
+        tensor_key = tensor_key_function(reader)
         shapes = reader.get_variable_to_shape_map()
         wanted = {key: source(key) for key in self.checkpointed}
         wanted = {key: src for key, src in wanted.items() if src is not None}
-        missing = [key for key, src in wanted.items() if checkpoint_key(src) not in shapes]
+        missing = [key for key, src in wanted.items() if tensor_key(src) not in shapes]
         if missing and require_all:
             raise VariableMismatchError(
                 f"checkpoint {path} lacks variable(s) {missing} that model_fn created"
@@ -181,7 +218,7 @@ class VariableStore:
             if key in missing:
                 continue
             variable = self.checkpointed[key]
-            value = reader.get_tensor(checkpoint_key(src))
+            value = reader.get_tensor(tensor_key(src))
             if list(variable.shape) != list(value.shape):
                 raise VariableMismatchError(
                     f"variable {key!r}: model_fn created shape {variable.shape.as_list()} but "
@@ -209,7 +246,7 @@ class _CallState:
         full = f"{scope}/{name}" if scope else name
         if self._prefix and full.startswith(self._prefix):
             full = full[len(self._prefix) :]
-        base = normalized_name(full)
+        base = full if getattr(_exact, "on", False) else normalized_name(full)
         occurrence = self._counts.get(base, 0)
         self._counts[base] = occurrence + 1
         return f"{base}_{occurrence}" if occurrence else base

@@ -233,7 +233,13 @@ def test_export_parsing_receiver_and_several_signatures(tmp_path, train_input, d
         ).SerializeToString()
         for row in x[:8]
     ]
-    outputs = {name: fn(examples=tf.constant(serialized)) for name, fn in loaded.signatures.items()}
+    # As tf.estimator wrote them: TF Serving's Classify and Regress signatures take "inputs".
+    examples = tf.constant(serialized)
+    outputs = {
+        "serving_default": loaded.signatures["serving_default"](examples=examples),
+        "classify": loaded.signatures["classify"](inputs=examples),
+        "regress": loaded.signatures["regress"](inputs=examples),
+    }
     classes = [p["classes"] for p in estimator.predict(array_input_fn(x[:8]))]
     assert np.array_equal(outputs["serving_default"]["classes"].numpy(), classes)
     assert outputs["classify"]["scores"].shape == (8, 10)

@@ -6,7 +6,11 @@ import pytest
 import tensorflow as tf
 
 import estimator_core as est
-from estimator_core.data.columns import embedding_dimension, feature_columns_from_schema
+from estimator_core.data.columns import (
+    Standardize,
+    embedding_dimension,
+    feature_columns_from_schema,
+)
 from estimator_core.feature_column import input_layer
 
 fc = tf.feature_column
@@ -373,6 +377,13 @@ def test_feature_columns_from_schema_rules():
     ]
     assert by_name["pixels"].shape == (4, 4)
     assert by_name["age"].shape == (1,) and by_name["age"].dtype == tf.int64
+    # numbers standardized with the recorded moments
+    assert by_name["pixels"].normalizer_fn == Standardize(0.5, 0.2)
+    assert by_name["age"].normalizer_fn == Standardize(40.0, 12.0)
+    ages = input_layer({"age": np.array([28, 40, 64], np.int64)}, [by_name["age"]])
+    np.testing.assert_allclose(ages.numpy()[:, 0], [-1.0, 0.0, 2.0], atol=1e-6)
+    raw = {c.name: c for c in feature_columns_from_schema(SCHEMA, STATS, normalize=False)}
+    assert raw["pixels"].normalizer_fn is None and raw["age"].normalizer_fn is None
     rating = by_name["rating_indicator"].categorical_column
     assert type(rating).__name__ == "IdentityCategoricalColumn"
     # values 0, 1, 4: compact ids, so identity over 0..4 plus an OOV bucket (5)
@@ -427,3 +438,107 @@ def test_schema_errors_and_var_floats():
     }
     with pytest.warns(UserWarning, match="'v'"):
         assert feature_columns_from_schema(var_floats) == []
+
+
+# -- linear_model, crossed and weighted columns ----------------------------------------------
+
+
+def pattern(shape):
+    """Distinct, readable values for a variable of ``shape``."""
+    return tf.reshape(tf.range(np.prod(shape), dtype=tf.float32) / 7.0 - 1.0, shape)
+
+
+def patterned_variables(next_creator, **kwargs):
+    initial = kwargs["initial_value"]
+    shape = (initial() if callable(initial) else tf.convert_to_tensor(initial)).shape
+    kwargs["initial_value"] = pattern(shape)
+    return next_creator(**kwargs)
+
+
+def linear_features():
+    return {
+        "num": tf.constant([[0.5], [-1.0], [2.0]]),
+        "color": tf.constant([["red", "blue"], ["green", ""], ["zzz", "red"]]),
+        "w": tf.constant([[1.0, 2.0], [0.5, 3.0], [-1.0, 4.0]]),
+        "wc": tf.constant([["x", "y"], ["y", "y"], ["x", "y"]]),
+        "city": tf.constant(["a", "b", "c"]),
+        "k": tf.constant([[1], [2], [3]], tf.int64),
+    }
+
+
+def linear_columns():
+    color = fc.categorical_column_with_vocabulary_list(
+        "color", ["red", "green", "blue"], num_oov_buckets=1
+    )
+    cross = fc.crossed_column([color, "city"], 20)
+    return [
+        fc.numeric_column("num"),
+        color,
+        cross,
+        fc.crossed_column([cross, "k"], 30),  # nested: TF crosses the leaf keys
+        fc.embedding_column(fc.categorical_column_with_hash_bucket("city", 10), 2),
+        fc.weighted_categorical_column(
+            fc.categorical_column_with_vocabulary_list("wc", ["x", "y"]), "w"
+        ),
+        fc.bucketized_column(fc.numeric_column("num"), [0.0, 1.0]),
+        fc.indicator_column(cross),
+    ]
+
+
+@pytest.mark.parametrize("combiner", ["sum", "mean", "sqrtn"])
+def test_linear_model_matches_tf1_linear_model(combiner):
+    """TF1's linear_model in a TF1 graph, with the same variable values: the same logits and
+    variable names (crossed ids, weighted ids, embeddings, buckets, indicators included)."""
+    cols_to_vars = {}
+    with tf.variable_creator_scope(patterned_variables):
+        ours = est.feature_column.linear_model(
+            linear_features(), linear_columns(), 2, combiner, cols_to_vars=cols_to_vars
+        )
+    with tf.Graph().as_default():
+        reference = tf.compat.v1.feature_column.linear_model(
+            linear_features(), linear_columns(), units=2, sparse_combiner=combiner
+        )
+        variables = tf.compat.v1.global_variables()
+        assigns = [v.assign(pattern(v.shape)) for v in variables]
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            session.run(tf.compat.v1.tables_initializer())
+            session.run(assigns)
+            expected = session.run(reference)
+        tf1_names = sorted(v.op.name for v in variables)
+    np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert len(cols_to_vars) == len(linear_columns()) + 1  # and "bias"
+    assert "linear_model/city_X_color/weights" in tf1_names
+    assert "linear_model/wc_weighted_by_w/weights" in tf1_names
+
+
+def test_crossed_and_weighted_columns_match_tf1_input_layer():
+    color = fc.categorical_column_with_vocabulary_list("color", ["red", "green", "blue"])
+    weighted = fc.weighted_categorical_column(
+        fc.categorical_column_with_vocabulary_list("wc", ["x", "y"]), "w"
+    )
+    columns = [
+        fc.indicator_column(fc.crossed_column([color, "city"], 11)),
+        fc.indicator_column(weighted),
+        fc.embedding_column(weighted, 3, combiner="mean", initializer=table_initializer),
+        fc.embedding_column(fc.crossed_column(["city", "k"], 13), 2, initializer=table_initializer),
+    ]
+    ours = input_layer(linear_features(), columns).numpy()
+    with tf.Graph().as_default():
+        reference = tf.compat.v1.feature_column.input_layer(linear_features(), columns)
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            session.run(tf.compat.v1.tables_initializer())
+            expected = session.run(reference)
+    np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_weighted_column_needs_weights_shaped_like_its_ids():
+    weighted = fc.weighted_categorical_column(
+        fc.categorical_column_with_vocabulary_list("wc", ["x", "y"]), "w"
+    )
+    features = {"wc": tf.constant([["x", "y"]]), "w": tf.constant([[1.0]])}
+    with pytest.raises(ValueError, match="weights of shape"):
+        input_layer(features, [fc.indicator_column(weighted)])
+    with pytest.raises(ValueError, match="needs dense columns"):
+        input_layer(features, [weighted])

@@ -7,6 +7,7 @@ column per non-label feature, in schema order, chosen by the rules of
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ import tensorflow as tf
 __all__ = [
     "HASH_BUCKET_SIZE",
     "HASH_EMBEDDING_DIMENSION",
+    "Standardize",
     "embedding_dimension",
     "feature_columns_from_schema",
 ]
@@ -32,6 +34,7 @@ def feature_columns_from_schema(
     stats: Mapping[str, Any] | None = None,
     *,
     embedding_threshold: int = 50,
+    normalize: bool = True,
 ) -> list[Any]:
     """Dense ``tf.feature_column`` columns for the features of ``schema``, in schema order.
 
@@ -44,11 +47,14 @@ def feature_columns_from_schema(
     "max", "mean", "std"}`` for numeric features and ``{"count", "missing", "vocabulary":
     {value: count}}`` for categorical ones (JSON turns integer values into string keys; both
     are accepted; ``stats.json`` from ``write_dataset`` fits, its ``"vocabulary": null`` meaning
-    "too many values to list"). Only the ``vocabulary`` entries are used.
+    "too many values to list", beyond its cap of 10,000). The ``vocabulary``, ``mean`` and
+    ``std`` entries are used.
 
     Rules, per feature (the label is skipped):
 
-    1. ``float32``, ``fixed`` → ``numeric_column(name, shape)`` (shape ``(1,)`` for scalars).
+    1. ``float32``, ``fixed`` → ``numeric_column(name, shape)`` (shape ``(1,)`` for scalars),
+       with ``normalizer_fn=Standardize(mean, std)`` when ``normalize`` and the statistics
+       have the feature's mean and std (:class:`Standardize`).
     2. ``int64`` with a non-empty stats vocabulary (either kind) → categorical:
        ``categorical_column_with_identity(name, num_buckets=max + 2, default_value=max + 1)``
        when the values are integers in ``[0, 2 * size)`` (compact ids; ids never seen, including
@@ -56,7 +62,7 @@ def feature_columns_from_schema(
        ``categorical_column_with_vocabulary_list(name, sorted values, dtype=tf.int64,
        num_oov_buckets=1)``.
     3. ``int64``, ``fixed``, without a vocabulary → ``numeric_column(name, shape,
-       dtype=tf.int64)``.
+       dtype=tf.int64)``, standardized as in rule 1.
     4. ``string`` with a non-empty stats vocabulary (either kind) →
        ``categorical_column_with_vocabulary_list(name, sorted vocabulary, num_oov_buckets=1)``.
     5. ``string`` without a vocabulary, and ``int64`` ``var`` without one →
@@ -95,8 +101,10 @@ def feature_columns_from_schema(
         seen.add(name)
         if name == label:
             continue
-        vocabulary = _vocabulary(feature_stats.get(name) or {}, dtype, name)
-        column = _propose(name, dtype, shape, kind, vocabulary, embedding_threshold)
+        entry = feature_stats.get(name) or {}
+        vocabulary = _vocabulary(entry, dtype, name)
+        normalizer = _standardize(entry, name) if normalize else None
+        column = _propose(name, dtype, shape, kind, vocabulary, embedding_threshold, normalizer)
         if column is not None:
             columns.append(column)
     return columns
@@ -147,6 +155,7 @@ def _propose(
     kind: str,
     vocabulary: list[Any],
     embedding_threshold: int,
+    normalizer: Standardize | None,
 ) -> Any:
     fc = tf.feature_column
     numeric_shape = shape or (1,)
@@ -158,7 +167,7 @@ def _propose(
                 stacklevel=3,
             )
             return None
-        return fc.numeric_column(name, shape=numeric_shape)
+        return fc.numeric_column(name, shape=numeric_shape, normalizer_fn=normalizer)
     if vocabulary:
         if dtype == "int64" and vocabulary[0] >= 0 and vocabulary[-1] < 2 * len(vocabulary):
             top = vocabulary[-1]
@@ -177,11 +186,42 @@ def _propose(
             return fc.indicator_column(categorical)
         return fc.embedding_column(categorical, dimension=embedding_dimension(size))
     if dtype == "int64" and kind == "fixed":
-        return fc.numeric_column(name, shape=numeric_shape, dtype=tf.int64)
+        return fc.numeric_column(
+            name, shape=numeric_shape, dtype=tf.int64, normalizer_fn=normalizer
+        )
     hashed = fc.categorical_column_with_hash_bucket(
         name, HASH_BUCKET_SIZE, dtype=tf.int64 if dtype == "int64" else tf.string
     )
     return fc.embedding_column(hashed, dimension=HASH_EMBEDDING_DIMENSION)
+
+
+@dataclasses.dataclass(frozen=True)
+class Standardize:
+    """A ``numeric_column`` normalizer: ``(float32(x) - mean) / std`` (``std`` 0, a constant
+    feature: ``x - mean``)."""
+
+    mean: float
+    std: float
+
+    def __call__(self, values: tf.Tensor) -> tf.Tensor:
+        centered = tf.cast(values, tf.float32) - self.mean
+        return centered / self.std if self.std > 0 else centered
+
+
+def _standardize(entry: Mapping[str, Any], name: str) -> Standardize | None:
+    """The feature's Standardize from its statistics, or None without a mean and std."""
+    mean, std = entry.get("mean"), entry.get("std")
+    if mean is None or std is None:
+        return None
+    try:
+        mean, std = float(mean), float(std)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"stats for feature {name!r}: mean/std are not numbers ({error})"
+        ) from error
+    if not (math.isfinite(mean) and math.isfinite(std)) or std < 0:
+        raise ValueError(f"stats for feature {name!r}: mean {mean} / std {std} are not usable")
+    return Standardize(mean, std)
 
 
 def embedding_dimension(size: int) -> int:
