@@ -660,3 +660,34 @@ def test_a_tf1_optimizer_is_refused_with_its_keras_replacement(tmp_path, iris):
     )
     with pytest.raises(ValueError, match="not a Keras 3 optimizer.*keras.optimizers.Adagrad"):
         estimator.train(arrays_input_fn({"x": x[train]}, y[train], train=True), steps=1)
+
+
+# -- eager and distributed -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["eager", "strategy"])
+def test_dnn_classifier_eagerly_and_under_a_strategy(tmp_path, iris, how):
+    """The same variables (tf.estimator's names) in eager mode and under a one-replica
+    MirroredStrategy (the distributed code path on this process's one CPU)."""
+    x, y, train, held_out = iris
+    if how == "eager":
+        run_config = config(run_eagerly=True)
+    else:
+        run_config = config(train_distribute=tf.distribute.MirroredStrategy(["/cpu:0"]))
+    estimator = est.DNNClassifier(
+        [8], IRIS_X, n_classes=3, batch_norm=True, model_dir=tmp_path, config=run_config
+    )
+    estimator.train(arrays_input_fn({"x": x[train]}, y[train], train=True), steps=30)
+    metrics = estimator.evaluate(arrays_input_fn({"x": x[held_out]}, y[held_out]))
+    assert set(metrics) == MULTI_CLASS_METRICS | {"loss", "global_step"}
+    names = {n for n in estimator.get_variable_names() if n.startswith("dnn/")}
+    assert names == {
+        "dnn/hiddenlayer_0/kernel",
+        "dnn/hiddenlayer_0/bias",
+        "dnn/hiddenlayer_0/batchnorm_0/gamma",
+        "dnn/hiddenlayer_0/batchnorm_0/beta",
+        "dnn/hiddenlayer_0/batchnorm_0/moving_mean",
+        "dnn/hiddenlayer_0/batchnorm_0/moving_variance",
+        "dnn/logits/kernel",
+        "dnn/logits/bias",
+    }

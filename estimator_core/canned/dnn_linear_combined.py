@@ -4,8 +4,8 @@ DNNLinearCombinedEstimator.
 The logits are the sum of a linear model's (``linear/...`` variables, see
 :mod:`estimator_core.canned.linear`) and a DNN's (``dnn/...``, see
 :mod:`estimator_core.canned.dnn`); each part is trained by its own optimizer. With both parts
-the train_op is a callable (so no distribution strategy); with one part, that part's
-optimizer.
+the train_op is a callable (which a distribution strategy of several replicas refuses); with
+one part, that part's optimizer.
 """
 
 from __future__ import annotations

@@ -107,6 +107,18 @@ class Head(abc.ABC):
             "Subclasses of Head must implement create_estimator_spec() or _export_outputs()."
         )
 
+    def _eval_loss_and_metrics(
+        self,
+        features: Mapping[str, Any],
+        logits: Any,
+        labels: Any,
+        regularization_losses: Sequence[Any] | None,
+    ) -> tuple[tf.Tensor, dict[str, Any]]:
+        """The EVAL spec's loss and updated metrics."""
+        loss = self.loss(labels, logits, features, ModeKeys.EVAL, regularization_losses)
+        metrics = self.metrics(regularization_losses)
+        return loss, self.update_metrics(metrics, features, logits, labels, regularization_losses)
+
     def _predict_spec(self, features: Mapping[str, Any], logits: Any) -> EstimatorSpec:
         del features
         predictions = self.predictions(logits)
@@ -156,16 +168,12 @@ class Head(abc.ABC):
         with tf.name_scope(self.name or "head"):
             if mode == ModeKeys.PREDICT:
                 return self._predict_spec(features, logits)
-            loss = self.loss(labels, logits, features, mode, regularization_losses)
             if mode == ModeKeys.EVAL:
-                metrics = self.update_metrics(
-                    self.metrics(regularization_losses),
-                    features,
-                    logits,
-                    labels,
-                    regularization_losses,
+                loss, metrics = self._eval_loss_and_metrics(
+                    features, logits, labels, regularization_losses
                 )
                 return EstimatorSpec(mode, loss=loss, eval_metric_ops=metrics)
+            loss = self.loss(labels, logits, features, mode, regularization_losses)
             train_op = train_op_from(optimizer, trainable_variables, train_op_fn, loss)
             return EstimatorSpec(mode, loss=loss, train_op=train_op)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -13,6 +13,7 @@ from estimator_core.canned.prediction_keys import PredictionKeys
 from estimator_core.export.outputs import RegressionOutput
 from estimator_core.head import base_head
 from estimator_core.head.single_head import (
+    LossParts,
     SingleHead,
     ThresholdMetrics,
     add_class_predictions,
@@ -129,16 +130,7 @@ class BinaryClassHead(SingleHead):
         self._thresholds.add_to(metrics)
         return metrics
 
-    def update_metrics(
-        self,
-        eval_metrics: dict[str, Any],
-        features: Mapping[str, Any],
-        logits: Any,
-        labels: Any,
-        regularization_losses: Sequence[Any] | None = None,
-    ) -> dict[str, Any]:
-        parts = self._loss_parts(logits, labels, features)
-        self._update_base_metrics(eval_metrics, parts, regularization_losses)
+    def _update_head_metrics(self, eval_metrics: dict[str, Any], parts: LossParts) -> None:
         predictions = self.predictions(
             parts.logits, [PredictionKeys.LOGISTIC, PredictionKeys.CLASS_IDS]
         )
@@ -154,7 +146,6 @@ class BinaryClassHead(SingleHead):
         for key in (self._auc_key, self._auc_pr_key):
             eval_metrics[key].update_state(labels, logistic, sample_weight=weights)
         self._thresholds.update(eval_metrics, labels, logistic, weights)
-        return eval_metrics
 
     def _export_outputs(self, predictions: dict[str, Any]) -> dict[str, Any]:
         regression = RegressionOutput(predictions[PredictionKeys.LOGISTIC])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -12,6 +12,7 @@ from estimator_core.canned.metric_keys import MetricKeys
 from estimator_core.canned.prediction_keys import PredictionKeys
 from estimator_core.head import base_head
 from estimator_core.head.single_head import (
+    LossParts,
     SingleHead,
     add_class_predictions,
     classifier_export_outputs,
@@ -102,16 +103,7 @@ class MultiClassHead(SingleHead):
         metrics[self._accuracy_key] = keras.metrics.Accuracy(name=MetricKeys.ACCURACY)
         return metrics
 
-    def update_metrics(
-        self,
-        eval_metrics: dict[str, Any],
-        features: Mapping[str, Any],
-        logits: Any,
-        labels: Any,
-        regularization_losses: Sequence[Any] | None = None,
-    ) -> dict[str, Any]:
-        parts = self._loss_parts(logits, labels, features)
-        self._update_base_metrics(eval_metrics, parts, regularization_losses)
+    def _update_head_metrics(self, eval_metrics: dict[str, Any], parts: LossParts) -> None:
         class_ids = self.predictions(parts.logits, [PredictionKeys.CLASS_IDS])
         weights = tf.broadcast_to(
             tf.convert_to_tensor(parts.weights, tf.float32), tf.shape(parts.unweighted)
@@ -119,7 +111,6 @@ class MultiClassHead(SingleHead):
         eval_metrics[self._accuracy_key].update_state(
             parts.labels, class_ids[PredictionKeys.CLASS_IDS], sample_weight=weights
         )
-        return eval_metrics
 
     def _export_outputs(self, predictions: dict[str, Any]) -> dict[str, Any]:
         return classifier_export_outputs(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -12,6 +12,7 @@ from estimator_core.canned.metric_keys import MetricKeys
 from estimator_core.canned.prediction_keys import PredictionKeys
 from estimator_core.head import base_head
 from estimator_core.head.single_head import (
+    LossParts,
     SingleHead,
     ThresholdMetrics,
     classifier_export_outputs,
@@ -169,16 +170,7 @@ class MultiLabelHead(SingleHead):
             metrics[auc_pr_key] = keras.metrics.AUC(curve="PR", name=auc_pr_key)
         return metrics
 
-    def update_metrics(
-        self,
-        eval_metrics: dict[str, Any],
-        features: Mapping[str, Any],
-        logits: Any,
-        labels: Any,
-        regularization_losses: Sequence[Any] | None = None,
-    ) -> dict[str, Any]:
-        parts = self._loss_parts(logits, labels, features)
-        self._update_base_metrics(eval_metrics, parts, regularization_losses)
+    def _update_head_metrics(self, eval_metrics: dict[str, Any], parts: LossParts) -> None:
         labels, probabilities = parts.labels, tf.sigmoid(parts.logits)
         example_weights = tf.broadcast_to(
             tf.convert_to_tensor(parts.weights, tf.float32), tf.shape(parts.unweighted)
@@ -195,7 +187,6 @@ class MultiLabelHead(SingleHead):
                 eval_metrics[key].update_state(
                     class_labels, class_probabilities, sample_weight=example_weights
                 )
-        return eval_metrics
 
     def _export_outputs(self, predictions: dict[str, Any]) -> dict[str, Any]:
         return classifier_export_outputs(

@@ -3,7 +3,7 @@ LogisticRegressionHead."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -13,7 +13,7 @@ from estimator_core.canned.metric_keys import MetricKeys
 from estimator_core.canned.prediction_keys import PredictionKeys
 from estimator_core.export.outputs import PredictOutput, RegressionOutput
 from estimator_core.head import base_head
-from estimator_core.head.single_head import SingleHead
+from estimator_core.head.single_head import LossParts, SingleHead
 
 
 class RegressionHead(SingleHead):
@@ -82,20 +82,10 @@ class RegressionHead(SingleHead):
         metrics[self._label_mean_key] = keras.metrics.Mean(name=MetricKeys.LABEL_MEAN)
         return metrics
 
-    def update_metrics(
-        self,
-        eval_metrics: dict[str, Any],
-        features: Mapping[str, Any],
-        logits: Any,
-        labels: Any,
-        regularization_losses: Sequence[Any] | None = None,
-    ) -> dict[str, Any]:
-        parts = self._loss_parts(logits, labels, features)
-        self._update_base_metrics(eval_metrics, parts, regularization_losses)
+    def _update_head_metrics(self, eval_metrics: dict[str, Any], parts: LossParts) -> None:
         predicted = self.predictions(parts.logits)[PredictionKeys.PREDICTIONS]
         base_head.update_mean(eval_metrics[self._label_mean_key], parts.labels, parts.weights)
         base_head.update_mean(eval_metrics[self._prediction_mean_key], predicted, parts.weights)
-        return eval_metrics
 
     def _export_outputs(self, predictions: dict[str, Any]) -> dict[str, Any]:
         regression = RegressionOutput(predictions[PredictionKeys.PREDICTIONS])

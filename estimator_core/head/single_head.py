@@ -93,6 +93,18 @@ class SingleHead(base_head.Head):
         )
         return LossParts(logits, labels, unweighted, weights)
 
+    @abc.abstractmethod
+    def _update_head_metrics(self, eval_metrics: dict[str, Any], parts: LossParts) -> None:
+        """Update the head's own metrics (beyond ``average_loss``) with this batch."""
+
+    def _reduced_loss(
+        self, parts: LossParts, regularization_losses: Sequence[Any] | None
+    ) -> tf.Tensor:
+        loss = base_head.compute_weighted_loss(
+            parts.unweighted, parts.weights, self._loss_reduction
+        )
+        return base_head.add_regularization(loss, regularization_losses)
+
     def loss(
         self,
         labels: Any,
@@ -103,11 +115,38 @@ class SingleHead(base_head.Head):
     ) -> tf.Tensor:
         del mode
         with tf.name_scope("losses"):
-            parts = self._loss_parts(logits, labels, features)
-            loss = base_head.compute_weighted_loss(
-                parts.unweighted, parts.weights, self._loss_reduction
+            return self._reduced_loss(
+                self._loss_parts(logits, labels, features), regularization_losses
             )
-            return base_head.add_regularization(loss, regularization_losses)
+
+    def update_metrics(
+        self,
+        eval_metrics: dict[str, Any],
+        features: Mapping[str, Any],
+        logits: Any,
+        labels: Any,
+        regularization_losses: Sequence[Any] | None = None,
+    ) -> dict[str, Any]:
+        parts = self._loss_parts(logits, labels, features)
+        self._update_base_metrics(eval_metrics, parts, regularization_losses)
+        self._update_head_metrics(eval_metrics, parts)
+        return eval_metrics
+
+    def _eval_loss_and_metrics(
+        self,
+        features: Mapping[str, Any],
+        logits: Any,
+        labels: Any,
+        regularization_losses: Sequence[Any] | None,
+    ) -> tuple[tf.Tensor, dict[str, Any]]:
+        # The labels are processed once for both (each trace of the eval step builds them).
+        with tf.name_scope("losses"):
+            parts = self._loss_parts(logits, labels, features)
+            loss = self._reduced_loss(parts, regularization_losses)
+        metrics = self.metrics(regularization_losses)
+        self._update_base_metrics(metrics, parts, regularization_losses)
+        self._update_head_metrics(metrics, parts)
+        return loss, metrics
 
     def _base_metrics(self, regularization_losses: Sequence[Any] | None) -> dict[str, Any]:
         """``average_loss`` (and ``regularization_loss``), new."""
