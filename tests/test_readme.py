@@ -14,7 +14,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.mark.slow
 def test_quickstart_runs(tmp_path):
     with open(os.path.join(ROOT, "README.md")) as f:
-        code = re.search(r"## Quickstart.*?```python\n(.*?)```", f.read(), re.S).group(1)
+        readme = f.read()
+    code = re.search(r"## Quickstart.*?```python\n(.*?)```", readme, re.S).group(1)
+    # The premade section's snippet continues the quickstart (its input_fns).
+    code += re.search(r"## Premade estimators.*?```python\n(.*?)```", readme, re.S).group(1)
     script = tmp_path / "quickstart.py"
     script.write_text(code)
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -28,6 +31,8 @@ def test_quickstart_runs(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "'global_step': 1000" in out.stdout
+    premade = re.search(r"'accuracy': array\(([0-9.]+)[^\n]*'global_step': 500", out.stdout)
+    assert premade and float(premade[1]) > 0.9, out.stdout[-2000:]
     assert os.listdir(tmp_path / "runs" / "digits" / "export")
 
 
