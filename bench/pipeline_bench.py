@@ -59,13 +59,23 @@ CONFIGS = {
 
 
 class RoundEnds(est.SessionRunHook):
-    """The time each ``train()`` call (one round in ``train_and_evaluate``) ends."""
+    """The time training reaches each multiple of ``round_steps`` (a round's end in
+    ``train_and_evaluate``, which evaluates at those checkpoints inside one ``train()`` call):
+    successive marks are a round of training and its evaluations apart."""
 
-    def __init__(self) -> None:
+    def __init__(self, round_steps: int) -> None:
+        self.round_steps = round_steps
         self.times: list[float] = []
 
-    def end(self, session: Any) -> None:
-        self.times.append(time.perf_counter())
+    def before_run(self, run_context: est.SessionRunContext) -> est.SessionRunArgs:
+        return est.SessionRunArgs("global_step")
+
+    def after_run(self, run_context: est.SessionRunContext, run_values: est.SessionRunValues):
+        if int(run_values.results) % self.round_steps == 0:
+            self.times.append(time.perf_counter())
+
+    def next_trigger_step(self, global_step: int) -> int:
+        return (global_step // self.round_steps + 1) * self.round_steps
 
 
 def steady_round(ends: list[float]) -> float:
@@ -97,7 +107,7 @@ def bare_rounds(params: TrainingParams) -> tuple[float, float]:
         )
         for e in params.eval_sets
     ]
-    ends = RoundEnds()
+    ends = RoundEnds(params.round_steps)
     began = time.perf_counter()
     est.train_and_evaluate(
         estimator, est.TrainSpec(train_input, params.max_steps, hooks=[ends]), eval_specs
