@@ -219,7 +219,13 @@ class EvalSet(_Strict):
 
 
 class EarlyStopping(_Strict):
-    """Stop when ``metric`` of eval ``eval_name`` has not improved for ``patience`` rounds."""
+    """Stop when ``metric`` of eval ``eval_name`` has not improved for ``patience`` rounds.
+
+    The rule is ``estimator_core.early_stopping.NoImprovement`` with ``patience_evals``: it
+    holds when none of the last ``patience`` evaluations beats the best one before them by
+    more than ``min_delta`` (lower is better with ``mode="min"``; a tie is no improvement).
+    The metric must be in every evaluation of ``eval_name`` (else the flow fails naming it).
+    """
 
     eval_name: str
     metric: str = "loss"

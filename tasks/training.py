@@ -31,9 +31,11 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 import estimator_core as est
-from estimator_core.checkpoints import checkpoint_step
+from estimator_core.checkpoints import checkpoint_step, latest_checkpoint_step
 from estimator_core.data import corrupt_shard_error, make_input_fn
-from tasks.params import EvalSet, TrainingParams, load_model_fn
+from estimator_core.early_stopping import NoImprovement
+from estimator_core.schedule import EvalSchedule
+from tasks.params import EarlyStopping, EvalSet, TrainingParams, load_model_fn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,8 +149,23 @@ def local_strategy() -> tf.distribute.Strategy | None:
 
 def latest_step(model_dir: str) -> int:
     """The global step of the latest checkpoint in ``model_dir`` (0 when there is none)."""
-    latest = tf.train.latest_checkpoint(model_dir)
-    return checkpoint_step(latest) if latest else 0
+    return latest_checkpoint_step(model_dir) or 0
+
+
+def round_schedule(params: TrainingParams) -> EvalSchedule:
+    """The rounds of ``params``: each trains to the next multiple of ``round_steps`` (at most
+    ``max_steps``) and is followed by every evaluation; finished at ``max_steps``."""
+    return EvalSchedule(every_n_steps=params.round_steps, max_steps=params.max_steps)
+
+
+def stopping_rule(early_stopping: EarlyStopping) -> NoImprovement:
+    """The stopping rule of ``early_stopping`` over its eval set's recorded history."""
+    return NoImprovement(
+        early_stopping.metric,
+        higher_is_better=early_stopping.mode == "max",
+        patience_evals=early_stopping.patience,
+        min_delta=early_stopping.min_delta,
+    )
 
 
 def run_config(params: TrainingParams) -> est.RunConfig:
