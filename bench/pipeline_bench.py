@@ -46,10 +46,10 @@ import estimator_core as est
 from bench.common import REPO_ROOT, progress
 from estimator_core.data import make_input_fn, write_dataset
 from flows.embedded_api import embedded_api
-from tasks.params import TrackingParams, TrainingParams, load_model_fn
+from tasks.params import TrackingParams, TrainingParams
 from tasks.tracking.recorder import RunRecorder
 from tasks.tracking.runs import RunOrigin, start_or_resume_run
-from tasks.training import run_config
+from tasks.training import build_estimator
 
 CONFIGS = {
     "digits MLP (64 units, batch 32)": {"hidden_units": 64, "batch": 32},
@@ -86,11 +86,7 @@ def steady_round(ends: list[float]) -> float:
 def bare_rounds(params: TrainingParams) -> tuple[float, float]:
     """(seconds for est.train_and_evaluate over the same rounds, data, model and RunConfig,
     steady seconds per round)."""
-    estimator = est.Estimator(
-        load_model_fn(params.model.model_fn),
-        config=run_config(params),
-        params=dict(params.model.params),
-    )
+    estimator = build_estimator(params)
     train_input = make_input_fn(
         params.data_dir,
         params.train_split,

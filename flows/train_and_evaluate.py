@@ -251,7 +251,7 @@ def train_and_evaluate(
     run). Holds the model_dir's writer lock (``tasks/model_dir_lock.py``) while it trains."""
     params = params or TrainingParams()
     tracking_params = tracking_params or TrackingParams()
-    about = f"Trains `{params.model.model_fn}` on `{params.data_dir}` into `{params.model_dir}`."
+    about = f"Trains `{params.model.title}` on `{params.data_dir}` into `{params.model_dir}`."
     with tracked_run(tracking_params, mlflow_run_id, about) as recorder:
         _record_inputs(params, recorder)
         with model_dir_lock(params.model_dir, str(flow_run.id)):
