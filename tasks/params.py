@@ -351,11 +351,24 @@ def _model_kind(value: Any) -> str:
     return "premade" if isinstance(value, PremadeSettings) else "model_fn"
 
 
+class _EitherInJsonSchema:
+    """Writes the union's JSON schema as ``anyOf``: Prefect checks a deployment run's
+    parameters against the schema with ``required`` ignored, where a model_fn dict would match
+    both branches of a ``oneOf`` and be refused."""
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        schema = handler(core_schema)
+        if "oneOf" in schema:
+            schema["anyOf"] = schema.pop("oneOf")
+        return schema
+
+
 # ``model``: model code (``{"model_fn": ..., "params": ...}``) or a premade estimator
-# (``{"premade": ...}``), told apart by the ``premade`` key.
+# (``{"premade": ...}``), told apart by the ``premade`` key (so errors name one branch only).
 Model = Annotated[
     Annotated[ModelSettings, Tag("model_fn")] | Annotated[PremadeSettings, Tag("premade")],
     Discriminator(_model_kind),
+    _EitherInJsonSchema(),
 ]
 
 

@@ -228,3 +228,39 @@ def test_the_pipeline_trains_and_exports_a_premade_regressor(prefect_api, tmp_pa
     )["outputs"]
     assert outputs.shape == (5, 1) and np.isfinite(outputs.numpy()).all()
     assert result.export.registration.version == "1"
+
+
+def test_prefect_accepts_either_model_in_a_deployment_runs_parameters():
+    """Prefect checks a deployment run's parameters against the flow's JSON schema with
+    ``required`` ignored: both forms of ``model`` must pass, a wrong type must not."""
+    from prefect.utilities.callables import parameter_schema
+    from prefect.utilities.schema_tools import ValidationError, validate
+
+    from flows.training_pipeline import training_pipeline
+
+    schema = parameter_schema(training_pipeline).model_dump_for_openapi()
+
+    def check(model):
+        parameters = {"params": {"training": {"model": model}}}
+        validate(parameters, schema, raise_on_error=True, preprocess=True, ignore_required=True)
+
+    check({"premade": "DNNClassifier", "hidden_units": [64, 32]})
+    check({"model_fn": "examples.digits:model_fn", "params": {"hidden_units": 8}})
+    with pytest.raises(ValidationError, match="premade"):
+        check({"premade": 3})
+
+
+def test_the_documented_deployment_run_is_valid_pipeline_parameters():
+    import json
+    import re
+    import shlex
+
+    from tasks.params import PipelineParams, PremadeSettings
+
+    docs = os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "pipeline.md")
+    with open(docs) as f:
+        [command] = re.findall(r"^prefect deployment run .*--param params=.*$", f.read(), re.M)
+    value = next(a for a in shlex.split(command) if a.startswith("params="))
+    params = PipelineParams(**json.loads(value.removeprefix("params=")))
+    assert isinstance(params.training.model, PremadeSettings)
+    assert params.training.model.premade == "DNNClassifier"
