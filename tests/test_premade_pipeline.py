@@ -206,28 +206,39 @@ def test_the_pipeline_trains_exports_and_registers_a_premade_classifier(prefect_
 
 
 @pytest.mark.slow
-def test_the_pipeline_trains_and_exports_a_premade_regressor(prefect_api, tmp_path):
+def test_a_regressors_export_has_regress_signatures_over_examples(tmp_path):
+    """``make_serving_input_receiver_fn(with_examples=True)``, as the export task uses it."""
     import tensorflow as tf
 
-    from flows.training_pipeline import training_pipeline
+    import estimator_core as est
+    from estimator_core.canned.premade import premade_estimator
+    from estimator_core.data import make_input_fn, make_serving_input_receiver_fn, write_dataset
 
-    frame = write_rows(tmp_path / "rows.csv").drop(columns="label")
-    frame.to_csv(tmp_path / "rows.csv", index=False)
-    model = {"premade": "LinearRegressor", "optimizer": {"name": "Ftrl", "learning_rate": 0.3}}
-    params = premade_params(tmp_path, tmp_path / "rows.csv", "target", model, "average_loss", False)
-    result = training_pipeline(params)
-
-    heldout = result.training.evaluations["heldout"]
-    assert {"average_loss", "label/mean", "prediction/mean"} <= set(heldout.metrics)
-    methods = signature_methods(result.export.saved_model)
+    frame = write_rows(tmp_path / "rows.csv", rows=100).drop(columns="label")
+    write_dataset(frame, tmp_path / "data", label="target", splits={"train": 1.0})
+    data = str(tmp_path / "data")
+    estimator = premade_estimator("LinearRegressor", data, model_dir=str(tmp_path / "model"))
+    estimator.train(make_input_fn(data, "train", 20, est.ModeKeys.TRAIN), steps=5)
+    path = os.fsdecode(
+        estimator.export_saved_model(
+            str(tmp_path / "export"), make_serving_input_receiver_fn(data, with_examples=True)
+        )
+    )
+    methods = signature_methods(path)
     assert methods["examples:serving_default"] == ("tensorflow/serving/regress", ["inputs"])
     assert methods["examples:regression"] == ("tensorflow/serving/regress", ["inputs"])
-    loaded = tf.saved_model.load(result.export.saved_model)
-    outputs = loaded.signatures["examples:regression"](
-        inputs=tf.constant(serialized_rows(frame.head(5)))
-    )["outputs"]
-    assert outputs.shape == (5, 1) and np.isfinite(outputs.numpy()).all()
-    assert result.export.registration.version == "1"
+    assert methods["examples:predict"] == ("tensorflow/serving/predict", ["examples"])
+    assert methods["regression"] == ("tensorflow/serving/predict", ["color", "count", "x"])
+    loaded = tf.saved_model.load(path)
+    rows = frame.head(5)
+    regress = loaded.signatures["examples:regression"](inputs=tf.constant(serialized_rows(rows)))
+    raw = loaded.signatures["regression"](
+        x=tf.constant(rows["x"].to_numpy("float32")),
+        color=tf.constant(rows["color"].to_numpy().astype(bytes)),
+        count=tf.constant(rows["count"].to_numpy("int64")),
+    )
+    assert regress["outputs"].shape == (5, 1)
+    np.testing.assert_allclose(regress["outputs"], raw["outputs"], rtol=1e-6)
 
 
 def test_prefect_accepts_either_model_in_a_deployment_runs_parameters():
