@@ -28,6 +28,18 @@ def test_the_premade_arguments_are_the_constructors_arguments():
         assert PREMADE_ARGUMENTS[name] == constructor | COLUMN_OPTIONS, name
 
 
+def test_the_optimizer_names_and_loss_reductions_are_the_estimators():
+    import estimator_core as est
+    from estimator_core.canned.optimizers import optimizer_class
+    from tasks.params import LOSS_REDUCTIONS, OPTIMIZER_NAMES
+
+    with pytest.raises(ValueError) as error:
+        optimizer_class("none")
+    assert str(error.value).endswith(f"Supported names are: {tuple(sorted(OPTIMIZER_NAMES))}")
+    for reduction in LOSS_REDUCTIONS:
+        est.RegressionHead(loss_reduction=reduction)  # no ValueError
+
+
 @pytest.mark.parametrize(
     ("model", "message"),
     [
