@@ -46,10 +46,10 @@ import estimator_core as est
 from bench.common import REPO_ROOT, progress
 from estimator_core.data import make_input_fn, write_dataset
 from flows.embedded_api import embedded_api
-from tasks.params import TrackingParams, TrainingParams, load_model_fn
+from tasks.params import TrackingParams, TrainingParams
 from tasks.tracking.recorder import RunRecorder
 from tasks.tracking.runs import RunOrigin, start_or_resume_run
-from tasks.training import run_config
+from tasks.training import build_estimator
 
 CONFIGS = {
     "digits MLP (64 units, batch 32)": {"hidden_units": 64, "batch": 32},
@@ -59,13 +59,23 @@ CONFIGS = {
 
 
 class RoundEnds(est.SessionRunHook):
-    """The time each ``train()`` call (one round in ``train_and_evaluate``) ends."""
+    """The time training reaches each multiple of ``round_steps`` (a round's end in
+    ``train_and_evaluate``, which evaluates at those checkpoints inside one ``train()`` call):
+    successive marks are a round of training and its evaluations apart."""
 
-    def __init__(self) -> None:
+    def __init__(self, round_steps: int) -> None:
+        self.round_steps = round_steps
         self.times: list[float] = []
 
-    def end(self, session: Any) -> None:
-        self.times.append(time.perf_counter())
+    def before_run(self, run_context: est.SessionRunContext) -> est.SessionRunArgs:
+        return est.SessionRunArgs("global_step")
+
+    def after_run(self, run_context: est.SessionRunContext, run_values: est.SessionRunValues):
+        if int(run_values.results) % self.round_steps == 0:
+            self.times.append(time.perf_counter())
+
+    def next_trigger_step(self, global_step: int) -> int:
+        return (global_step // self.round_steps + 1) * self.round_steps
 
 
 def steady_round(ends: list[float]) -> float:
@@ -76,11 +86,7 @@ def steady_round(ends: list[float]) -> float:
 def bare_rounds(params: TrainingParams) -> tuple[float, float]:
     """(seconds for est.train_and_evaluate over the same rounds, data, model and RunConfig,
     steady seconds per round)."""
-    estimator = est.Estimator(
-        load_model_fn(params.model.model_fn),
-        config=run_config(params),
-        params=dict(params.model.params),
-    )
+    estimator = build_estimator(params)
     train_input = make_input_fn(
         params.data_dir,
         params.train_split,
@@ -97,7 +103,7 @@ def bare_rounds(params: TrainingParams) -> tuple[float, float]:
         )
         for e in params.eval_sets
     ]
-    ends = RoundEnds()
+    ends = RoundEnds(params.round_steps)
     began = time.perf_counter()
     est.train_and_evaluate(
         estimator, est.TrainSpec(train_input, params.max_steps, hooks=[ends]), eval_specs

@@ -77,7 +77,7 @@ def model_record(params: TrainingParams, step: int) -> ModelRecord:
             {"model": params.model.model_dump(), "run_config": params.run_config.model_dump()}
         ),
         flow_run_id=flow_run_id,
-        description=f"`{params.model.model_fn}` exported by Prefect flow run "
+        description=f"`{params.model.title}` exported by Prefect flow run "
         f"[{flow_run.name}]({prefect_flow_run_url(flow_run_id)}).",
     )
 

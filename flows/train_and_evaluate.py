@@ -3,14 +3,16 @@
 The loop, in pseudo-code::
 
     run = the MLflow run of this flow run (or the pipeline's, when given)
+    schedule = round_schedule(params)             # EvalSchedule(round_steps, max_steps)
+    rule = stopping_rule(early_stopping)          # NoImprovement(patience_evals, min_delta)
     step = latest checkpoint's step               # a resumed run continues from there
-    while step < max_steps and not stopped:
-        step = train_round(target=next multiple of round_steps, at most max_steps)
+    while not schedule.finished(step) and not stopped:
+        step = train_round(target=schedule.next_stop(step))
         for eval_set in eval_sets: evaluate(eval_set)
         log training/* and <eval name>/<metric> at step=global_step, and the round's
         checkpoint (one outbox record); update the Prefect progress artifact (with the
         evaluations; at most every PROGRESS_EVERY_S seconds)
-        stopped = the input ended, or early stopping says so
+        stopped = the input ended, or rule.should_stop(early_stopping's eval history)
     evaluation report (confusion matrices, learning curves), eval histories, TensorBoard
     events → MLflow; wait until MLflow has everything
 
@@ -49,7 +51,7 @@ from estimator_core.data import read_manifest
 from estimator_core.eval_history import HISTORY_FILE, eval_dir, read_eval_history
 from flows.artifacts import artifact_key
 from tasks.model_dir_lock import model_dir_lock
-from tasks.params import EarlyStopping, TrackingParams, TrainingParams
+from tasks.params import TrackingParams, TrainingParams
 from tasks.reports import REPORTS_FOLDER, evaluation_report
 from tasks.tracking.client import run_url, tracking_uri
 from tasks.tracking.datasets import dataset_files, dataset_records
@@ -64,6 +66,8 @@ from tasks.training import (
     evaluate,
     kept_checkpoint_steps,
     latest_step,
+    round_schedule,
+    stopping_rule,
     train_round,
 )
 
@@ -88,18 +92,6 @@ class TrainingResult:
 def recorded_evaluations(params: TrainingParams, name: str) -> list[dict[str, Any]]:
     """The evaluation results recorded for eval set ``name``, oldest first."""
     return read_eval_history(eval_dir(params.model_dir, name))
-
-
-def should_stop_early(rule: EarlyStopping, history: list[dict[str, Any]]) -> bool:
-    """True when ``rule.metric`` has not improved by ``min_delta`` over the best before the
-    last ``patience`` evaluations."""
-    values = [entry[rule.metric] for entry in history if rule.metric in entry]
-    if len(values) <= rule.patience:
-        return False
-    before, recent = values[: -rule.patience], values[-rule.patience :]
-    if rule.mode == "min":
-        return min(recent) > min(before) - rule.min_delta
-    return max(recent) < max(before) + rule.min_delta
 
 
 def round_rows(
@@ -174,10 +166,12 @@ def _rounds(params: TrainingParams, recorder: RunRecorder) -> int:
             recorder.log_metrics(round_rows(None, caught_up))
     table: list[dict[str, Any]] = []
     evaluations: list[Evaluation] = []
+    schedule = round_schedule(params)
+    early_stopping = params.early_stopping
+    rule = stopping_rule(early_stopping) if early_stopping else None
     stopped = False
-    while step < params.max_steps and not stopped:
-        target = min((step // params.round_steps + 1) * params.round_steps, params.max_steps)
-        trained = train_round(quote(params), target)
+    while not schedule.finished(step) and not stopped:
+        trained = train_round(quote(params), schedule.next_stop(step))
         step = trained.global_step
         evaluations = [evaluate(quote(params), quote(e)) for e in params.eval_sets]
         recorder.log_metrics(
@@ -199,11 +193,8 @@ def _rounds(params: TrainingParams, recorder: RunRecorder) -> int:
             summary,
         )
         stopped = trained.stopped_early or (
-            params.early_stopping is not None
-            and should_stop_early(
-                params.early_stopping,
-                recorded_evaluations(params, params.early_stopping.eval_name),
-            )
+            rule is not None
+            and rule.should_stop(recorded_evaluations(params, early_stopping.eval_name))
         )
     final = summarize(evaluations) if evaluations else "nothing left to train"
     update_progress_artifact(
@@ -260,7 +251,7 @@ def train_and_evaluate(
     run). Holds the model_dir's writer lock (``tasks/model_dir_lock.py``) while it trains."""
     params = params or TrainingParams()
     tracking_params = tracking_params or TrackingParams()
-    about = f"Trains `{params.model.model_fn}` on `{params.data_dir}` into `{params.model_dir}`."
+    about = f"Trains `{params.model.title}` on `{params.data_dir}` into `{params.model_dir}`."
     with tracked_run(tracking_params, mlflow_run_id, about) as recorder:
         _record_inputs(params, recorder)
         with model_dir_lock(params.model_dir, str(flow_run.id)):

@@ -116,7 +116,7 @@ def training_pipeline(params: PipelineParams | None = None) -> PipelineResult:
     params = params or PipelineParams()
     name = flow_run.name
     about = (
-        f"Trains `{params.training.model.model_fn}` on `{params.data.source}` "
+        f"Trains `{params.training.model.title}` on `{params.data.source}` "
         f"(prepared in `{params.data.output_dir}`) into `{params.training.model_dir}`."
     )
     with tracked_run(params.tracking, None, about) as recorder:

@@ -17,14 +17,17 @@ from tasks.training import dropped_on_failure, session
 
 @task(name="export-model", retries=1, retry_delay_seconds=1, cache_policy=NO_CACHE)
 def export_model(params: TrainingParams, export_name: str) -> str:
-    """Export the latest checkpoint with a raw-tensor serving signature built from the data
-    set's schema (one input per feature). Atomic: the export appears complete or not at all.
-    Returns the SavedModel directory."""
+    """Export the latest checkpoint with serving signatures built from the data set's schema:
+    each of the model's export outputs over raw tensors (one input per feature; MLflow's
+    pyfunc calls ``serving_default``) and, as ``examples:<key>``, over serialized tf.Examples
+    (a classifier's or regressor's are TF Serving Classify / Regress signatures; see
+    ``make_serving_input_receiver_fn(with_examples=True)``). Atomic: the export appears
+    complete or not at all. Returns the SavedModel directory."""
     estimator = session(params).estimator
     with dropped_on_failure(params):
         path = estimator.export_saved_model(
             os.path.join(params.model_dir, "export", export_name),
-            make_serving_input_receiver_fn(params.data_dir),
+            make_serving_input_receiver_fn(params.data_dir, with_examples=True),
         )
     path = os.fsdecode(path)
     get_run_logger().info("exported %s", path)

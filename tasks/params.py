@@ -16,9 +16,19 @@ import importlib
 import importlib.machinery
 import os
 import sys
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tasks.locations import check_model_module, checked_location
 
@@ -90,6 +100,11 @@ class ModelSettings(_Strict):
     @classmethod
     def _findable(cls, path: str) -> str:
         return check_model_fn_path(path)
+
+    @property
+    def title(self) -> str:
+        """How logs and descriptions name the model: its ``model_fn`` path."""
+        return self.model_fn
 
 
 def _split_model_fn_path(path: str) -> tuple[str, str]:
@@ -197,6 +212,166 @@ def load_model_fn(path: str) -> Any:
     return model_fn
 
 
+# The premade estimators a pipeline trains without model code (estimator_core.canned.premade,
+# which builds them), their arguments as JSON values, and each argument's type. These are the
+# estimators' constructor arguments (tf.estimator 2.15's) that premade_estimator does not fill
+# in itself, plus its column options; tests/test_premade_pipeline.py checks them against the
+# constructors, so validating a parameter needs no TensorFlow import.
+OPTIMIZER_NAMES = ("Adagrad", "Adam", "Ftrl", "RMSProp", "SGD")
+LOSS_REDUCTIONS = (
+    "sum_over_batch_size",
+    "sum",
+    "weighted_sum",
+    "weighted_sum_over_batch_size",
+    "weighted_mean",
+    "weighted_sum_by_nonzero_weights",
+)
+
+
+class OptimizerSettings(BaseModel):
+    """An optimizer with arguments: ``{"name": "Adam", "learning_rate": 0.01, ...}`` (the other
+    keys are the Keras optimizer's constructor arguments)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: Literal[OPTIMIZER_NAMES]
+    learning_rate: float | None = Field(None, gt=0)
+
+
+_Units = Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=1)]
+_Optimizer = Literal[OPTIMIZER_NAMES] | OptimizerSettings
+_Dropout = Annotated[float, Field(ge=0, lt=1)] | None
+_Combiner = Literal["sum", "mean", "sqrtn"]
+PREMADE_ARGUMENT_TYPES: dict[str, Any] = {
+    "hidden_units": _Units,
+    "dnn_hidden_units": _Units,
+    "n_classes": Annotated[int, Field(ge=2)],
+    "label_vocabulary": Annotated[list[str], Field(min_length=2)],
+    "label_dimension": Annotated[int, Field(gt=0)],
+    "weight_column": str,
+    "optimizer": _Optimizer,
+    "linear_optimizer": _Optimizer,
+    "dnn_optimizer": _Optimizer,
+    "activation_fn": str,  # a Keras activation name, checked where the estimator is built
+    "dnn_activation_fn": str,
+    "dropout": _Dropout,
+    "dnn_dropout": _Dropout,
+    "batch_norm": bool,
+    "loss_reduction": Literal[LOSS_REDUCTIONS],
+    "sparse_combiner": _Combiner,
+    "linear_sparse_combiner": _Combiner,
+    "embedding_threshold": Annotated[int, Field(ge=0)],
+    "normalize": bool,
+}
+_COMMON = ("weight_column", "loss_reduction", "embedding_threshold", "normalize")
+_CLASSES = ("n_classes", "label_vocabulary")
+_DNN = ("hidden_units", "optimizer", "activation_fn", "dropout", "batch_norm")
+_WIDE_DEEP = (
+    "linear_optimizer",
+    "dnn_optimizer",
+    "dnn_hidden_units",
+    "dnn_activation_fn",
+    "dnn_dropout",
+    "batch_norm",
+    "linear_sparse_combiner",
+)
+PREMADE_ARGUMENTS: dict[str, frozenset[str]] = {
+    name: frozenset(arguments + _COMMON)
+    for name, arguments in {
+        "DNNClassifier": _DNN + _CLASSES,
+        "DNNRegressor": (*_DNN, "label_dimension"),
+        "LinearClassifier": ("optimizer", "sparse_combiner", *_CLASSES),
+        "LinearRegressor": ("optimizer", "sparse_combiner", "label_dimension"),
+        "DNNLinearCombinedClassifier": _WIDE_DEEP + _CLASSES,
+        "DNNLinearCombinedRegressor": (*_WIDE_DEEP, "label_dimension"),
+        "BaselineClassifier": ("optimizer", *_CLASSES),
+        "BaselineRegressor": ("optimizer", "label_dimension"),
+    }.items()
+}
+_REQUIRED = {"DNNClassifier": ("hidden_units",), "DNNRegressor": ("hidden_units",)}
+
+
+class PremadeSettings(BaseModel):
+    """A premade estimator instead of model code: ``{"premade": "DNNClassifier",
+    "hidden_units": [64, 32], "optimizer": "Adam", ...}``.
+
+    ``premade`` is one of :data:`PREMADE_ARGUMENTS`; the other keys are that estimator's
+    constructor arguments as JSON values (:data:`PREMADE_ARGUMENT_TYPES`: ``optimizer`` by
+    name or ``{"name": ..., "learning_rate": ...}``, activations by Keras name), plus
+    ``embedding_threshold`` and ``normalize`` for the feature columns. The feature columns come
+    from the prepared data set's ``schema.json`` and ``stats.json``, a classifier's classes
+    from the label's recorded values (``estimator_core.canned.premade.premade_estimator``
+    builds it). An unknown name or argument is refused, naming it and listing the valid ones.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    premade: str
+
+    @model_validator(mode="after")
+    def _known_arguments(self) -> PremadeSettings:
+        name = self.premade
+        if name not in PREMADE_ARGUMENTS:
+            raise ValueError(
+                f"unknown premade estimator {name!r}; choose one of {sorted(PREMADE_ARGUMENTS)}"
+            )
+        accepted = PREMADE_ARGUMENTS[name]
+        given = self.__pydantic_extra__ or {}
+        unknown = sorted(set(given) - accepted)
+        if unknown:
+            raise ValueError(f"{name}: unknown argument(s) {unknown}; it takes {sorted(accepted)}")
+        missing = [key for key in _REQUIRED.get(name, ()) if key not in given]
+        if missing:
+            raise ValueError(f"{name} needs {missing}")
+        for key, value in given.items():
+            adapter = TypeAdapter(PREMADE_ARGUMENT_TYPES[key])
+            try:
+                given[key] = adapter.dump_python(
+                    adapter.validate_python(value), mode="json", exclude_none=True
+                )
+            except ValidationError as error:
+                problems = "; ".join(e["msg"] for e in error.errors())
+                raise ValueError(f"{name}.{key} = {value!r}: {problems}") from None
+        return self
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The estimator's arguments (every key but ``premade``)."""
+        return dict(self.__pydantic_extra__ or {})
+
+    @property
+    def title(self) -> str:
+        """How logs and descriptions name the model: ``premade DNNClassifier``."""
+        return f"premade {self.premade}"
+
+
+def _model_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "premade" if "premade" in value else "model_fn"
+    return "premade" if isinstance(value, PremadeSettings) else "model_fn"
+
+
+class _EitherInJsonSchema:
+    """Writes the union's JSON schema as ``anyOf``: Prefect checks a deployment run's
+    parameters against the schema with ``required`` ignored, where a model_fn dict would match
+    both branches of a ``oneOf`` and be refused."""
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        schema = handler(core_schema)
+        if "oneOf" in schema:
+            schema["anyOf"] = schema.pop("oneOf")
+        return schema
+
+
+# ``model``: model code (``{"model_fn": ..., "params": ...}``) or a premade estimator
+# (``{"premade": ...}``), told apart by the ``premade`` key (so errors name one branch only).
+Model = Annotated[
+    Annotated[ModelSettings, Tag("model_fn")] | Annotated[PremadeSettings, Tag("premade")],
+    Discriminator(_model_kind),
+    _EitherInJsonSchema(),
+]
+
+
 class RunSettings(_Strict):
     """The ``RunConfig`` of training (see ``estimator_core.RunConfig`` for each field)."""
 
@@ -219,7 +394,13 @@ class EvalSet(_Strict):
 
 
 class EarlyStopping(_Strict):
-    """Stop when ``metric`` of eval ``eval_name`` has not improved for ``patience`` rounds."""
+    """Stop when ``metric`` of eval ``eval_name`` has not improved for ``patience`` rounds.
+
+    The rule is ``estimator_core.early_stopping.NoImprovement`` with ``patience_evals``: it
+    holds when none of the last ``patience`` evaluations beats the best one before them by
+    more than ``min_delta`` (lower is better with ``mode="min"``; a tie is no improvement).
+    The metric must be in every evaluation of ``eval_name`` (else the flow fails naming it).
+    """
 
     eval_name: str
     metric: str = "loss"
@@ -233,7 +414,7 @@ class TrainingParams(_Strict):
 
     data_dir: str = Field("runs/data/digits", description="a data set written by prepare-data")
     model_dir: str = Field("runs/models/digits", description="checkpoints, summaries, exports")
-    model: ModelSettings = Field(default_factory=ModelSettings)
+    model: Model = Field(default_factory=ModelSettings)
     run_config: RunSettings = Field(default_factory=RunSettings)
     train_split: str = "train"
     batch_size: int = Field(32, gt=0)

@@ -1,6 +1,6 @@
 """Evaluation reports of a trained model, as files for MLflow's artifact view.
 
-- For a classifier (its predictions hold ``classes`` or ``class_ids``, its label is an
+- For a classifier (its predictions hold integer ``class_ids`` or ``classes``, its label is an
   integer), per eval set at the final step: ``confusion_matrix.png`` and ``.json`` (rows: true
   class, columns: predicted class) and ``per_class.json`` (precision, recall, F1 and support
   of every class), from a ``predict`` pass over the eval set's batches.
@@ -26,7 +26,7 @@ from estimator_core.data import read_stats
 from tasks.params import EvalSet, TrainingParams
 from tasks.training import dropped_on_failure, session
 
-CLASS_KEYS = ("classes", "class_ids")
+CLASS_KEYS = ("class_ids", "classes")  # the first with integer class ids
 REPORTS_FOLDER = "evaluation"
 
 
@@ -91,10 +91,16 @@ def classification_report(params: TrainingParams, eval_set: EvalSet) -> Classifi
             lambda: dataset.map(lambda features, _label: features), yield_single_examples=False
         )
         for batch in batches:
-            key = next((k for k in CLASS_KEYS if isinstance(batch, dict) and k in batch), None)
-            if key is None:
+            ids = [
+                np.asarray(batch[k])
+                for k in CLASS_KEYS
+                if isinstance(batch, dict)
+                and k in batch
+                and np.asarray(batch[k]).dtype.kind in "iu"
+            ]
+            if not ids:
                 return None
-            predicted.append(np.asarray(batch[key]).reshape(-1))
+            predicted.append(ids[0].reshape(-1))
     labels = [np.asarray(label).reshape(-1) for _, label in dataset.as_numpy_iterator()]
     labels, predicted = np.concatenate(labels), np.concatenate(predicted)
     known = read_stats(params.data_dir).get("label", {}).get("distribution", {})

@@ -31,9 +31,12 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 import estimator_core as est
-from estimator_core.checkpoints import checkpoint_step
+from estimator_core.canned.premade import premade_estimator
+from estimator_core.checkpoints import checkpoint_step, latest_checkpoint_step
 from estimator_core.data import corrupt_shard_error, make_input_fn
-from tasks.params import EvalSet, TrainingParams, load_model_fn
+from estimator_core.early_stopping import NoImprovement
+from estimator_core.schedule import EvalSchedule
+from tasks.params import EarlyStopping, EvalSet, PremadeSettings, TrainingParams, load_model_fn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,8 +150,23 @@ def local_strategy() -> tf.distribute.Strategy | None:
 
 def latest_step(model_dir: str) -> int:
     """The global step of the latest checkpoint in ``model_dir`` (0 when there is none)."""
-    latest = tf.train.latest_checkpoint(model_dir)
-    return checkpoint_step(latest) if latest else 0
+    return latest_checkpoint_step(model_dir) or 0
+
+
+def round_schedule(params: TrainingParams) -> EvalSchedule:
+    """The rounds of ``params``: each trains to the next multiple of ``round_steps`` (at most
+    ``max_steps``) and is followed by every evaluation; finished at ``max_steps``."""
+    return EvalSchedule(every_n_steps=params.round_steps, max_steps=params.max_steps)
+
+
+def stopping_rule(early_stopping: EarlyStopping) -> NoImprovement:
+    """The stopping rule of ``early_stopping`` over its eval set's recorded history."""
+    return NoImprovement(
+        early_stopping.metric,
+        higher_is_better=early_stopping.mode == "max",
+        patience_evals=early_stopping.patience,
+        min_delta=early_stopping.min_delta,
+    )
 
 
 def run_config(params: TrainingParams) -> est.RunConfig:
@@ -171,10 +189,29 @@ def run_config(params: TrainingParams) -> est.RunConfig:
     )
 
 
+def build_estimator(params: TrainingParams) -> est.Estimator:
+    """The Estimator of ``params``: its ``model_fn`` with ``params``, or the premade estimator
+    it names for the data set in ``data_dir`` (``premade_estimator``: feature columns from the
+    data set's schema and statistics), with :func:`run_config`."""
+    model = params.model
+    if isinstance(model, PremadeSettings):
+        return premade_estimator(
+            model.premade, params.data_dir, model.arguments, config=run_config(params)
+        )
+    return est.Estimator(
+        load_model_fn(model.model_fn), config=run_config(params), params=dict(model.params)
+    )
+
+
 def session(params: TrainingParams) -> LiveModel:
     """The live Estimator of ``params`` in this process (built on first use)."""
     key = json.dumps(
-        [params.model_dir, params.model.model_dump(), params.run_config.model_dump()],
+        [
+            params.model_dir,
+            params.data_dir,  # a premade estimator's columns come from the data set
+            params.model.model_dump(),
+            params.run_config.model_dump(),
+        ],
         sort_keys=True,
         default=str,
     )
@@ -182,20 +219,21 @@ def session(params: TrainingParams) -> LiveModel:
         live = _SESSIONS.get(key)
         if live is None:
             configure_devices()  # before run_config(): GPUs must not be initialised yet
-            estimator = est.Estimator(
-                load_model_fn(params.model.model_fn),
-                config=run_config(params),
-                params=dict(params.model.params),
-            )
-            live = _SESSIONS[key] = LiveModel(estimator)
+            live = _SESSIONS[key] = LiveModel(build_estimator(params))
         return live
 
 
 def hparams(params: TrainingParams) -> dict[str, bool | int | float | str]:
-    """The run's parameters as TensorBoard HParams (``model.<param>``, ``run_config.<field>``,
-    batch size, shuffle buffer, round and max steps); unset values left out."""
-    values: dict[str, Any] = {f"model.{k}": v for k, v in params.model.params.items()}
-    values["model.model_fn"] = params.model.model_fn
+    """The run's parameters as TensorBoard HParams (``model.model_fn`` and ``model.<param>``,
+    or ``model.premade`` and ``model.<argument>``; ``run_config.<field>``, batch size, shuffle
+    buffer, round and max steps); unset values left out."""
+    model = params.model
+    if isinstance(model, PremadeSettings):
+        values: dict[str, Any] = {f"model.{k}": v for k, v in model.arguments.items()}
+        values["model.premade"] = model.premade
+    else:
+        values = {f"model.{k}": v for k, v in model.params.items()}
+        values["model.model_fn"] = model.model_fn
     values |= {f"run_config.{k}": v for k, v in params.run_config.model_dump().items()}
     values |= params.model_dump(
         include={"batch_size", "shuffle_buffer", "round_steps", "max_steps"}

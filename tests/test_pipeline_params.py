@@ -3,7 +3,6 @@
 import pytest
 from pydantic import ValidationError
 
-from flows.train_and_evaluate import should_stop_early
 from tasks.params import PipelineParams, TrainingParams
 from tasks.tracking.recorder import flatten
 
@@ -54,20 +53,43 @@ def test_params_flatten_to_mlflow_keys_leaving_unset_values_out():
 
 
 @pytest.mark.parametrize(
-    ("mode", "values", "stop"),
+    ("mode", "min_delta", "values", "stop"),
     [
-        ("min", [1.0, 0.5, 0.6, 0.7], True),
-        ("min", [1.0, 0.5, 0.6, 0.4], False),
-        ("min", [1.0, 0.5], False),
-        ("max", [0.1, 0.5, 0.4, 0.45], True),
-        ("max", [0.1, 0.5, 0.4, 0.55], False),
+        ("min", 0.0, [1.0, 0.5, 0.6, 0.7], True),
+        ("min", 0.0, [1.0, 0.5, 0.6, 0.4], False),
+        ("min", 0.0, [1.0, 0.5], False),
+        ("max", 0.0, [0.1, 0.5, 0.4, 0.45], True),
+        ("max", 0.0, [0.1, 0.5, 0.4, 0.55], False),
+        ("max", 0.0, [0.1, 1.0, 1.0, 1.0], True),  # a plateau is no improvement
+        ("min", 0.1, [1.0, 0.5, 0.45, 0.42], True),  # better, but not by more than min_delta
+        ("min", 0.1, [1.0, 0.5, 0.45, 0.35], False),
     ],
 )
-def test_early_stopping_rule(mode, values, stop):
+def test_early_stopping_rule(mode, min_delta, values, stop):
     from tasks.params import EarlyStopping
+    from tasks.training import stopping_rule
 
-    rule = EarlyStopping(eval_name="e", metric="m", mode=mode, patience=2)
-    assert should_stop_early(rule, [{"m": v} for v in values]) is stop
+    rule = EarlyStopping(eval_name="e", metric="m", mode=mode, patience=2, min_delta=min_delta)
+    history = [{"global_step": 10 * (i + 1), "m": v} for i, v in enumerate(values)]
+    assert stopping_rule(rule).should_stop(history) is stop
+
+
+def test_early_stopping_names_a_metric_the_evaluations_lack():
+    from tasks.params import EarlyStopping
+    from tasks.training import stopping_rule
+
+    rule = stopping_rule(EarlyStopping(eval_name="e", metric="acuracy", patience=1))
+    with pytest.raises(ValueError, match="'acuracy' not in the recorded evaluation at step 10"):
+        rule.should_stop([{"global_step": 10, "accuracy": 0.5}])
+
+
+def test_rounds_follow_the_eval_schedule():
+    from tasks.params import TrainingParams
+    from tasks.training import round_schedule
+
+    schedule = round_schedule(TrainingParams(round_steps=200, max_steps=500))
+    assert [schedule.next_stop(s) for s in (0, 150, 200, 400)] == [200, 200, 400, 500]
+    assert not schedule.finished(400) and schedule.finished(500)
 
 
 def test_a_flow_run_id_finds_its_mlflow_run_again(tmp_path):

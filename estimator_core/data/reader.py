@@ -188,18 +188,26 @@ def _check_first_record(path: str, schema: Schema, compression: str) -> None:
 
 
 def make_serving_input_receiver_fn(
-    data_dir: str | os.PathLike, raw: bool = True
+    data_dir: str | os.PathLike, raw: bool = True, with_examples: bool = False
 ) -> Callable[[], ServingInputReceiver]:
     """A serving receiver fn for models trained on the data set in ``data_dir``.
 
     ``raw``: the signature takes one tensor per feature (the label left out), shaped
     ``[batch, *shape]`` with the schema's dtype; every feature must have fixed length. Else it
     takes serialized ``tf.Example`` protos (input ``examples``) parsed with the schema.
+
+    ``with_examples`` (with ``raw``): the receiver also takes serialized ``tf.Example`` protos,
+    as the alternative ``examples``: every signature is written twice, ``<key>`` over the raw
+    tensors and ``examples:<key>`` over one string tensor of protos (input ``examples``; for a
+    ``ClassificationOutput`` or ``RegressionOutput`` a TF Serving Classify or Regress
+    signature, input ``inputs``, as tf.estimator wrote them). The raw inputs are the parsed
+    protos' tensors, fed directly.
     """
     schema = read_schema(os.fspath(data_dir))
     features = [f for f in schema.features if f.name != schema.label]
+    parse_spec = {f.name: f.parse_spec() for f in features}
     if not raw:
-        return build_parsing_serving_input_receiver_fn({f.name: f.parse_spec() for f in features})
+        return build_parsing_serving_input_receiver_fn(parse_spec)
     variable = [f.name for f in features if f.kind != "fixed"]
     if variable:
         raise DataError(
@@ -207,6 +215,16 @@ def make_serving_input_receiver_fn(
             "(use raw=False to serve tf.Example protos)",
             path=os.fspath(data_dir),
         )
-    return build_raw_serving_input_receiver_fn(
-        {f.name: tf.TensorSpec([None, *f.shape], DTYPES[f.dtype]) for f in features}
-    )
+    if not with_examples:
+        return build_raw_serving_input_receiver_fn(
+            {f.name: tf.TensorSpec([None, *f.shape], DTYPES[f.dtype]) for f in features}
+        )
+    parse_examples = build_parsing_serving_input_receiver_fn(parse_spec)
+
+    def receiver_fn() -> ServingInputReceiver:
+        parsed = parse_examples()
+        return ServingInputReceiver(
+            parsed.features, parsed.features, {"examples": parsed.receiver_tensors}
+        )
+
+    return receiver_fn
