@@ -15,7 +15,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import tensorflow as tf
 
+from estimator_core.checkpoints import CheckpointFormat
 from estimator_core.export.serving import ServingInputReceiver
+from estimator_core.run_config import RunConfig
 from estimator_core.spec import EstimatorSpec
 from estimator_core.variables import VariableStore
 
@@ -83,6 +85,10 @@ class ModelFnBackend(abc.ABC):
     @abc.abstractmethod
     def traced_spec(self, mode: str) -> EstimatorSpec | None:
         """The EstimatorSpec model_fn returned the last time it was traced in ``mode``."""
+
+    @abc.abstractmethod
+    def checkpoint_format(self, config: RunConfig, directory: str) -> CheckpointFormat:
+        """How this backend's weights are saved to and restored from ``directory``."""
 
     @abc.abstractmethod
     def serving_functions(

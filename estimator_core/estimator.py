@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from estimator_core import hooks as hooks_lib
 from estimator_core.backend import LoopResult, ModelFnBackend
-from estimator_core.checkpoints import GLOBAL_STEP_KEY, Checkpointer, WarmStartSettings
+from estimator_core.checkpoints import Checkpointer, WarmStartSettings
 from estimator_core.distribute import input_context, training_strategy
 from estimator_core.eval_history import record_eval_result
 from estimator_core.export.serving import ServingInputReceiver
@@ -24,7 +24,7 @@ from estimator_core.mode_keys import ModeKeys
 from estimator_core.model_fn import ModelFn, call_input_fn
 from estimator_core.run_config import RunConfig, apply_session_config
 from estimator_core.spec import EstimatorSpec
-from estimator_core.variables import CHECKPOINT_ROOT, checkpoint_key
+from estimator_core.variables import CHECKPOINT_ROOT
 
 logger = logging.getLogger("estimator_core")
 
@@ -127,8 +127,8 @@ class Estimator:
         )
         self._checkpointer = Checkpointer(
             model_dir,
-            self._backend.store,
-            self._backend.global_step,
+            self._backend.checkpoint_format(self._config, private_dir or model_dir),
+            self._global_step,
             self._config,
             save_dir=private_dir,
         )
@@ -421,25 +421,11 @@ class Estimator:
 
     def get_variable_names(self) -> list[str]:
         """Names of the variables in the latest checkpoint (``global_step`` among them)."""
-        reader = self._latest_reader()
-        names = []
-        for key in reader.get_variable_to_shape_map():
-            if key == GLOBAL_STEP_KEY:
-                names.append("global_step")
-            elif key.startswith(CHECKPOINT_ROOT + "/") and key.endswith(
-                "/.ATTRIBUTES/VARIABLE_VALUE"
-            ):
-                escaped = key[len(CHECKPOINT_ROOT) + 1 : -len("/.ATTRIBUTES/VARIABLE_VALUE")]
-                names.append(_unescape(escaped))
-        return sorted(names)
+        return self._checkpointer.variable_names()
 
     def get_variable_value(self, name: str) -> np.ndarray:
         """Value of variable ``name`` (see :meth:`get_variable_names`) in the latest checkpoint."""
-        reader = self._latest_reader()
-        key = GLOBAL_STEP_KEY if name == "global_step" else checkpoint_key(name)
-        if not reader.has_tensor(key):
-            raise ValueError(f"variable {name!r} is not in checkpoint {self.latest_checkpoint()}")
-        return reader.get_tensor(key)
+        return self._checkpointer.variable_value(name)
 
     def eval_dir(self, name: str | None = None) -> str:
         """Directory of evaluation summaries: ``model_dir/eval`` or ``model_dir/eval_<name>``."""
@@ -562,12 +548,6 @@ class Estimator:
                 if key != "global_step" and np.ndim(value) == 0:
                     tf.summary.scalar(key, value)
         writer.flush()
-
-    def _latest_reader(self) -> tf.train.CheckpointReader:
-        latest = self.latest_checkpoint()
-        if latest is None:
-            raise ValueError(f"Could not find trained model in model_dir: {self.model_dir}.")
-        return tf.train.load_checkpoint(latest)
 
 
 def _norm(path: str) -> str:
@@ -708,18 +688,6 @@ def _write_pbtxt(directory: str) -> None:
         proto.ParseFromString(f.read())
     with tf.io.gfile.GFile(os.path.join(directory, "saved_model.pbtxt"), "w") as f:
         f.write(text_format.MessageToString(proto))
-
-
-def _unescape(escaped: str) -> str:
-    out, i = [], 0
-    while i < len(escaped):
-        if escaped[i] == "." and i + 1 < len(escaped):
-            out.append("/" if escaped[i + 1] == "S" else escaped[i + 1])
-            i += 2
-        else:
-            out.append(escaped[i])
-            i += 1
-    return "".join(out)
 
 
 def _scalar_text(value: Any) -> str:

@@ -33,10 +33,12 @@ import tensorflow as tf
 from tensorflow.python.framework import ops as _tf_ops  # the gradient registry: see below
 
 from estimator_core.backend import LoopResult, ModelFnBackend
+from estimator_core.checkpoints import ObjectCheckpointFormat
 from estimator_core.distribute import placeholder_element
 from estimator_core.export.serving import ServingInputReceiver
 from estimator_core.mode_keys import ModeKeys
 from estimator_core.model_fn import ModelFn, split_element
+from estimator_core.run_config import RunConfig
 from estimator_core.spec import EstimatorSpec
 from estimator_core.training_util import global_step_scope
 from estimator_core.variables import VariableStore
@@ -244,6 +246,9 @@ class FunctionBackend(ModelFnBackend):
 
     def traced_spec(self, mode: str) -> EstimatorSpec | None:
         return self._specs.get(mode)
+
+    def checkpoint_format(self, config: RunConfig, directory: str) -> ObjectCheckpointFormat:
+        return ObjectCheckpointFormat(self.store, self.global_step, config, directory)
 
     def serving_functions(
         self, receiver: ServingInputReceiver
