@@ -15,16 +15,25 @@ import tensorflow as tf
 
 from estimator_core import hooks as hooks_lib
 from estimator_core.backend import LoopResult, ModelFnBackend
+from estimator_core.backend_choice import (
+    ENV_VAR,
+    backend_of_checkpoint,
+    decide,
+    evidence,
+    log_choice,
+)
 from estimator_core.checkpoints import Checkpointer, WarmStartSettings
 from estimator_core.distribute import input_context, training_strategy
 from estimator_core.eval_history import record_eval_result
 from estimator_core.export.serving import ServingInputReceiver
 from estimator_core.function_backend import FunctionBackend
+from estimator_core.graph_backend import GraphBackend, refuse_unsupported
+from estimator_core.graph_inputs import EagerDataset
+from estimator_core.graph_mode import BuildTrace
 from estimator_core.mode_keys import ModeKeys
-from estimator_core.model_fn import ModelFn, call_input_fn
+from estimator_core.model_fn import ModelFn, input_fn_call
 from estimator_core.run_config import RunConfig, apply_session_config
 from estimator_core.spec import EstimatorSpec
-from estimator_core.variables import CHECKPOINT_ROOT
 
 logger = logging.getLogger("estimator_core")
 
@@ -116,22 +125,13 @@ class Estimator:
         # Why the last train() call ended early: "hook", "input" or None (read by
         # train_and_evaluate).
         self._last_train_stop: str | None = None
-        self._backend: ModelFnBackend = FunctionBackend(
-            ModelFn(model_fn, self._params, self._config),
-            self._train_writer,
-            config.save_summary_steps,
-            run_eagerly=config.run_eagerly,
-            jit_compile=config.jit_compile,
-            mixed_precision=config.mixed_precision,
-            strategy=strategy,
-        )
+        self._checkpoint_dir = private_dir or model_dir
         self._checkpointer = Checkpointer(
-            model_dir,
-            self._backend.checkpoint_format(self._config, private_dir or model_dir),
-            self._global_step,
-            self._config,
-            save_dir=private_dir,
+            model_dir, None, self._global_step, self._config, save_dir=private_dir
         )
+        # Decided here when forced; with backend="auto" on the first call (backend_choice).
+        self._backend: ModelFnBackend | None = None
+        self._decide_backend_without_input()
 
     # -- properties -------------------------------------------------------------------------
 
@@ -181,6 +181,11 @@ class Estimator:
         for name, value in (("steps", steps), ("max_steps", max_steps)):
             if value is not None and (not isinstance(value, (int, np.integer)) or value <= 0):
                 raise ValueError(f"Must specify {name} > 0, given: {value!r}")
+        # With backend="auto" and no checkpoint yet, the input decides the backend (nothing to
+        # restore before it but a warm start).
+        training_input = (
+            None if self._decide_backend_without_input() else self._training_input(input_fn)
+        )
         self._restore_for_training()
         start = self._global_step()
         if max_steps is not None and start >= max_steps:
@@ -188,11 +193,12 @@ class Estimator:
             self._last_train_stop = None
             return self
         target = start + steps if steps is not None else max_steps
-        iterator, infinite = self._training_input(input_fn)
-        self._backend.prepare(ModeKeys.TRAIN, iterator, infinite)
+        iterator, infinite = training_input or self._training_input(input_fn)
+        backend = self._chosen_backend()
+        backend.prepare(ModeKeys.TRAIN, iterator, infinite)
         listeners = list(saving_listeners or ())
         hooks_set = _Hooks(
-            self._backend, ModeKeys.TRAIN, self._builtin_training_hooks() + list(hooks or ())
+            backend, ModeKeys.TRAIN, self._builtin_training_hooks() + list(hooks or ())
         )
         hooks_set.start(start)
         for listener in listeners:
@@ -201,10 +207,10 @@ class Estimator:
         while target is None or self._global_step() < target:
             step = self._global_step()
             bounds = [target, self._checkpointer.next_save_step(step)]
-            bounds += [hook.next_trigger_step(step) for hook in hooks_set.hooks]
+            bounds += [_next_trigger_step(hook, step) for hook in hooks_set.hooks]
             num_steps = _loop_length(self._config.iterations_per_loop, step, bounds)
             result, stop = self._run_hooked(
-                lambda it, n: self._backend.train(it, n, infinite),
+                lambda it, n, requests: backend.train(it, n, infinite, requests),
                 iterator,
                 ModeKeys.TRAIN,
                 hooks_set,
@@ -229,7 +235,7 @@ class Estimator:
         if finite and not self._checkpointer.holds_step(step):
             self._save(listeners)
         for listener in listeners:
-            listener.end(None, step)
+            listener.end(backend.session(ModeKeys.TRAIN), step)
         hooks_set.end()
         self._train_writer.flush()
         return self
@@ -257,6 +263,7 @@ class Estimator:
         """
         if steps is not None and steps <= 0:
             raise ValueError(f"Must specify steps > 0, given: {steps}")
+        self._decide_backend_without_input(checkpoint_path)
         self._restore_for_inference(checkpoint_path, required=False)
         return self._evaluate_weights_in_memory(input_fn, steps, hooks, name)
 
@@ -273,26 +280,28 @@ class Estimator:
         variables without changing them, iterates its own Dataset (cached per input_fn object,
         apart from the training iterator) and resets only the evaluation metrics.
         """
-        dataset = self._evaluation_input(input_fn)
-        infinite = _is_infinite(dataset)
+        evaluation_input = self._evaluation_input(input_fn)
+        backend = self._chosen_backend()
+        infinite = backend.is_infinite(evaluation_input)
         if infinite and steps is None:
             raise ValueError(
                 "evaluate: input_fn's dataset repeats forever, so the evaluation would never "
                 "end; give steps, or do not repeat() the evaluation data"
             )
-        iterator = self._backend.make_iterator(dataset, ModeKeys.EVAL)
-        self._backend.prepare(ModeKeys.EVAL, iterator, infinite)
-        hooks_set = _Hooks(self._backend, ModeKeys.EVAL, list(hooks or ()))
+        iterator = backend.make_iterator(evaluation_input, ModeKeys.EVAL)
+        backend.prepare(ModeKeys.EVAL, iterator, infinite)
+        hooks_set = _Hooks(backend, ModeKeys.EVAL, list(hooks or ()))
         hooks_set.start(self._global_step())
-        self._backend.reset_metrics()
+        backend.reset_metrics()
         done = 0
         while steps is None or done < steps:
-            per_step = any(h.next_trigger_step(self._global_step()) for h in hooks_set.hooks)
+            step = self._global_step()
+            per_step = any(_next_trigger_step(h, step) for h in hooks_set.hooks)
             num_steps = 1 if per_step else self._config.iterations_per_loop
             if steps is not None:
                 num_steps = min(num_steps, steps - done)
             result, stop = self._run_hooked(
-                lambda it, n: self._backend.evaluate(it, n, infinite),
+                lambda it, n, requests: backend.evaluate(it, n, infinite, requests),
                 iterator,
                 ModeKeys.EVAL,
                 hooks_set,
@@ -306,7 +315,7 @@ class Estimator:
         if done == 0:
             raise ValueError("input_fn yielded no data: evaluation ran no step")
         hooks_set.end()
-        results: dict[str, Any] = dict(self._backend.metric_results())
+        results: dict[str, Any] = dict(backend.metric_results())
         results["global_step"] = self._global_step()
         self._write_eval_summaries(name, results)
         record_eval_result(self.eval_dir(name), results)
@@ -334,33 +343,32 @@ class Estimator:
         checkpoint (a fresh initialisation, with a log line, when there is none).
         """
         keys = [predict_keys] if isinstance(predict_keys, str) else predict_keys
+        self._decide_backend_without_input(checkpoint_path)
         self._restore_for_inference(checkpoint_path, required=False)
-        iterator = self._backend.make_iterator(
-            self._input(input_fn, ModeKeys.PREDICT), ModeKeys.PREDICT
-        )
-        self._backend.prepare(ModeKeys.PREDICT, iterator)
-        hooks_set = _Hooks(self._backend, ModeKeys.PREDICT, list(hooks or ()))
+        predict_input = self._input(input_fn, ModeKeys.PREDICT)
+        backend = self._chosen_backend()
+        iterator = backend.make_iterator(predict_input, ModeKeys.PREDICT)
+        backend.prepare(ModeKeys.PREDICT, iterator)
+        hooks_set = _Hooks(backend, ModeKeys.PREDICT, list(hooks or ()))
         hooks_set.start(self._global_step())
         batches_per_call = 1 if hooks_set.hooks else self._config.iterations_per_loop
+        batches: list[Any] = []
+
+        def run(it: Any, n: int, requests: list[Any]) -> LoopResult:
+            batches[:], hook_values = backend.predict(it, n, requests)
+            if not batches:
+                raise tf.errors.OutOfRangeError(None, None, "end of the input")
+            return LoopResult(len(batches), {}, hook_values)
+
         while True:
-            context = hooks_lib.SessionRunContext()
-            hooks = hooks_set.hooks
-            requests = [hook.before_run(context) for hook in hooks]
-            batches = self._backend.predict(iterator, batches_per_call)
-            if batches:
-                last = batches[-1]
-                values = dict(last) if isinstance(last, dict) else {"predictions": last}
-                values["global_step"] = np.int64(self._global_step())
-                spec = self._backend.traced_spec(ModeKeys.PREDICT)
-                _deliver_fetches(hooks, requests, context, values, spec)
-            hooks_set.join_spec_hooks(self._global_step())
+            _, stop = self._run_hooked(run, iterator, ModeKeys.PREDICT, hooks_set, batches_per_call)
             for batch in batches:
                 predictions = _select_keys(batch, keys)
                 if yield_single_examples:
                     yield from _single_examples(predictions)
                 else:
                     yield predictions
-            if len(batches) < batches_per_call:
+            if stop or len(batches) < batches_per_call:
                 break
         hooks_set.end()
 
@@ -381,16 +389,9 @@ class Estimator:
         ``assets.extra/`` to source files. ``as_text`` also writes ``saved_model.pbtxt``. The
         directory is written under a temporary name and renamed when complete. Returns its path.
         """
-        receiver = serving_input_receiver_fn()
-        if not isinstance(receiver, ServingInputReceiver):
-            raise TypeError(
-                "serving_input_receiver_fn must return an estimator_core.export."
-                f"ServingInputReceiver, got {type(receiver).__name__}"
-            )
+        self._decide_backend_without_input(checkpoint_path)
         self._restore_for_inference(checkpoint_path, required=True)
-        signatures, variables = self._backend.serving_functions(receiver)
-        # Keyed like the Estimator's checkpoints, so a SavedModel can be warm-started from.
-        root = tf.train.Checkpoint(**{CHECKPOINT_ROOT: variables})
+        backend = self._chosen_backend()
         export_dir_base = os.fspath(export_dir_base)
         tf.io.gfile.makedirs(export_dir_base)
         final_dir = _fresh_timestamp_dir(export_dir_base)
@@ -398,7 +399,9 @@ class Estimator:
             export_dir_base, f".temp-{os.path.basename(final_dir)}-{os.getpid()}"
         )
         try:
-            tf.saved_model.save(root, temp_dir, signatures=signatures)
+            backend.write_saved_model(
+                temp_dir, serving_input_receiver_fn, self._checkpointer.loaded_path
+            )
             if as_text:
                 _write_pbtxt(temp_dir)
             for dest, source in (assets_extra or {}).items():
@@ -438,14 +441,98 @@ class Estimator:
     # -- internals --------------------------------------------------------------------------
 
     def _global_step(self) -> int:
-        return int(self._backend.global_step.numpy())
+        return self._backend.global_step_value() if self._backend is not None else 0
 
-    def _input(self, input_fn: Callable[..., tf.data.Dataset], mode: str) -> tf.data.Dataset:
+    def _chosen_backend(self) -> ModelFnBackend:
+        assert self._backend is not None, "the backend is chosen by the call's input"
+        return self._backend
+
+    def _decide_backend_without_input(self, checkpoint_path: str | None = None) -> bool:
+        """Choose the backend where no input is needed (see :mod:`estimator_core.backend_choice`):
+        when RunConfig forces one, or by the format of a checkpoint (``checkpoint_path`` or the
+        latest in model_dir). True when the backend is chosen."""
+        if self._backend is not None:
+            return True
+        kind = self._config.backend
+        reason = f"RunConfig.backend or ${ENV_VAR} is {kind!r}"
+        if kind == "auto":
+            checkpoint = checkpoint_path or self._checkpointer.latest()
+            kind = backend_of_checkpoint(checkpoint)
+            reason = f"checkpoint {checkpoint} is {'name' if kind == 'graph' else 'object'}-based"
+            if kind is None and self._config.run_eagerly:
+                # model_fn must only ever be called eagerly; the graph backend cannot run so
+                kind, reason = "function", "RunConfig.run_eagerly"
+        if kind is None:
+            return False
+        self._adopt(self._new_backend(kind), kind, reason)
+        return True
+
+    def _new_backend(self, kind: str) -> ModelFnBackend:
+        model_fn = ModelFn(self._model_fn, self._params, self._config)
+        if kind == "graph":
+            refuse_unsupported(self._config)
+            return GraphBackend(model_fn, self._config, self._train_writer)
+        return FunctionBackend(
+            model_fn,
+            self._train_writer,
+            self._config.save_summary_steps,
+            run_eagerly=self._config.run_eagerly,
+            jit_compile=self._config.jit_compile,
+            mixed_precision=self._config.mixed_precision,
+            strategy=self._config.train_distribute,
+        )
+
+    def _adopt(self, backend: ModelFnBackend, kind: str, reason: str) -> None:
+        self._backend = backend
+        self._checkpointer.format = backend.checkpoint_format(self._config, self._checkpoint_dir)
+        log_choice(kind, reason)
+
+    def _probe_backend(self, mode: str, call: Callable[[], Any]) -> Any:
+        """backend="auto" without a checkpoint: build model_fn once in a TF1 graph on this
+        call's input and let what it built decide (see backend_choice). Returns the input for
+        the chosen backend; input_fn is called once (and again in a graph only when what it
+        returned eagerly was not a Dataset a graph can rebuild)."""
+        try:
+            eager_result, eager_error = call(), None
+        except Exception as err:  # e.g. placeholders or initializable iterators: TF1 inputs
+            eager_result, eager_error = None, err
+        eager = EagerDataset(eager_result) if isinstance(eager_result, tf.data.Dataset) else None
+        graph_backend = GraphBackend(
+            ModelFn(self._model_fn, self._params, self._config), self._config, self._train_writer
+        )
+        trace = BuildTrace()
+        try:
+            graph_input, build_error = graph_backend.make_input(call, mode, eager, trace), None
+        except Exception as err:
+            graph_input, build_error = None, err
+        tf1, tf2 = evidence(trace.spec, trace.graph, trace.tf1_names)
+        if decide(tf1, tf2) == "graph":
+            if build_error is not None:
+                raise build_error
+            refuse_unsupported(self._config)
+            self._adopt(graph_backend, "graph", "TF1 graph idioms: " + "; ".join(tf1))
+            return graph_input
+        graph_backend.close()
+        self._adopt(
+            self._new_backend("function"),
+            "function",
+            "; ".join(tf2) if tf2 else "no TF1 graph idioms in model_fn",
+        )
+        if eager_error is not None:
+            raise eager_error
+        return self._chosen_backend().make_input(lambda: eager_result, mode)
+
+    def _input(self, input_fn: Callable[..., Any], mode: str) -> Any:
+        """``input_fn``'s input in the backend's form (a Dataset for the function backend);
+        with backend="auto" the first one decides the backend."""
         context = self._input_context if mode != ModeKeys.PREDICT else None
-        return call_input_fn(input_fn, mode, self._params, self._config, context)
+        call = input_fn_call(input_fn, mode, self._params, self._config, context)
+        if not self._decide_backend_without_input():
+            return self._probe_backend(mode, call)
+        return self._chosen_backend().make_input(call, mode)
 
-    def _evaluation_input(self, input_fn: Callable[..., tf.data.Dataset]) -> tf.data.Dataset:
-        """The dataset to evaluate on, built once per ``input_fn`` object (each evaluation
+    def _evaluation_input(self, input_fn: Callable[..., Any]) -> Any:
+        """The input to evaluate on, built once per ``input_fn`` object (each evaluation
         iterates it from its beginning)."""
         for cached_fn, dataset in self._eval_inputs:
             if cached_fn is input_fn:
@@ -458,9 +545,10 @@ class Estimator:
         """The iterator to train on: the previous train() call's when ``input_fn`` is the same
         object and its input has not ended, else a new one from ``input_fn()``."""
         if self._train_input is None or self._train_input[0] is not input_fn:
-            dataset = self._input(input_fn, ModeKeys.TRAIN)
-            iterator = self._backend.make_iterator(dataset, ModeKeys.TRAIN)
-            self._train_input = (input_fn, iterator, _is_infinite(dataset))
+            training_input = self._input(input_fn, ModeKeys.TRAIN)
+            backend = self._chosen_backend()
+            iterator = backend.make_iterator(training_input, ModeKeys.TRAIN)
+            self._train_input = (input_fn, iterator, backend.is_infinite(training_input))
         return self._train_input[1], self._train_input[2]
 
     def _restore_for_training(self) -> None:
@@ -488,13 +576,14 @@ class Estimator:
     def _save(self, listeners: list[hooks_lib.CheckpointSaverListener]) -> bool:
         """Save a checkpoint; True when a listener asked training to stop."""
         step = self._global_step()
+        session = self._chosen_backend().session(ModeKeys.TRAIN)
         for listener in listeners:
-            listener.before_save(None, step)
+            listener.before_save(session, step)
         path = self._checkpointer.save()
         logger.info("Saving checkpoints for %d into %s.", step, path)
         stop = False
         for listener in listeners:
-            stop = bool(listener.after_save(None, step)) or stop
+            stop = bool(listener.after_save(session, step)) or stop
         return stop
 
     def _builtin_training_hooks(self) -> list[hooks_lib.SessionRunHook]:
@@ -511,7 +600,7 @@ class Estimator:
 
     def _run_hooked(
         self,
-        run: Callable[[Any, int], LoopResult],
+        run: Callable[[Any, int, list[Any]], LoopResult],
         iterator: Any,
         mode: str,
         hooks_set: _Hooks,
@@ -519,20 +608,25 @@ class Estimator:
     ) -> tuple[LoopResult | None, str | None]:
         """Run one compiled loop of ``num_steps`` between the hooks' before_run and after_run.
 
-        Returns ``(result, stop)``: ``stop`` is ``"hook"`` when a hook requested a stop,
-        ``"input"`` when the input ended, else None; ``result`` is None when the input ended
-        before the loop's first step.
+        The backend runs the hooks' fetches (``run(iterator, num_steps, requests)``) and
+        returns their values; a hook's after_run is not called when no step completed, as
+        in TF1. Returns ``(result, stop)``: ``stop`` is ``"hook"`` when a hook requested a
+        stop, ``"input"`` when the input ended, else None; ``result`` is None when the input
+        ended before the loop's first step.
         """
-        context = hooks_lib.SessionRunContext()
+        backend = self._chosen_backend()
+        context = hooks_lib.SessionRunContext(session=backend.session(mode))
         hooks = hooks_set.hooks
-        requests = [hook.before_run(context) for hook in hooks]
+        with backend.hook_scope(mode):
+            requests = [hook.before_run(context) for hook in hooks]
         try:
-            result = run(iterator, num_steps)
+            result = run(iterator, num_steps, requests)
         except tf.errors.OutOfRangeError:
             return None, "input"
-        values = dict(result.values)
-        values["global_step"] = np.int64(self._global_step())
-        _deliver_fetches(hooks, requests, context, values, self._backend.traced_spec(mode))
+        if result.hook_values is not None:
+            with backend.hook_scope(mode):
+                for hook, values in zip(hooks, result.hook_values, strict=True):
+                    hook.after_run(context, values or hooks_lib.SessionRunValues(None))
         hooks_set.join_spec_hooks(self._global_step())
         if context.stop_requested:
             return result, "hook"
@@ -554,8 +648,11 @@ def _norm(path: str) -> str:
     return os.path.normpath(os.path.abspath(path)) if "://" not in path else path.rstrip("/")
 
 
-def _is_infinite(dataset: tf.data.Dataset) -> bool:
-    return int(dataset.cardinality()) == int(tf.data.INFINITE_CARDINALITY)
+def _next_trigger_step(hook: Any, global_step: int) -> int | None:
+    """The hook's next_trigger_step; every step for a hook without one (TF's own
+    ``tf.compat.v1.train.SessionRunHook`` subclasses)."""
+    trigger = getattr(hook, "next_trigger_step", None)
+    return trigger(global_step) if trigger is not None else global_step + 1
 
 
 def _loop_length(iterations_per_loop: int, step: int, bounds: list[int | None]) -> int:
@@ -601,38 +698,23 @@ class _Hooks:
         self.hooks = self.hooks + added
 
     def end(self) -> None:
-        for hook in self.hooks:
-            hook.end(None)
+        with self._backend.hook_scope(self._mode):
+            for hook in self.hooks:
+                hook.end(self._backend.session(self._mode))
 
-    @staticmethod
-    def _start(hooks: list[Any], global_step: int) -> None:
-        for hook in hooks:
-            hook.begin()
-            hook.after_create_session(None, None)
-            start_at = getattr(hook, "start_at", None)
-            if start_at is not None:
-                start_at(global_step)
-
-
-def _resolve(fetches: Any, values: dict[str, Any], spec: EstimatorSpec | None) -> Any:
-    by_identity = {}
-    if spec is not None:
-        by_identity[id(spec.loss)] = "loss"
-        if isinstance(spec.predictions, dict):
-            by_identity.update({id(t): k for k, t in spec.predictions.items()})
-        elif spec.predictions is not None:
-            by_identity[id(spec.predictions)] = "predictions"
-
-    def lookup(fetch: Any) -> Any:
-        name = fetch if isinstance(fetch, str) else by_identity.get(id(fetch))
-        if name is None or name not in values:
-            raise KeyError(
-                f"hook fetch {fetch!r} is not available; a hook can fetch {sorted(values)} "
-                "(by name, or the loss/predictions tensors model_fn returned)"
-            )
-        return values[name]
-
-    return tf.nest.map_structure(lookup, fetches)
+    def _start(self, hooks: list[Any], global_step: int) -> None:
+        """begin, after_create_session (with the backend's session, and a coordinator when
+        there is a session), then start_at; in the backend's hook scope."""
+        session = self._backend.session(self._mode)
+        coordinator = tf.compat.v1.train.Coordinator() if session is not None else None
+        with self._backend.hook_scope(self._mode):
+            for hook in hooks:
+                hook.begin()
+            for hook in hooks:
+                hook.after_create_session(session, coordinator)
+                start_at = getattr(hook, "start_at", None)
+                if start_at is not None:
+                    start_at(global_step)
 
 
 def _select_keys(predictions: Any, keys: Sequence[str] | None) -> Any:
@@ -657,19 +739,6 @@ def _single_examples(predictions: Any) -> Iterator[Any]:
         )
     for i in range(next(iter(sizes.values()))):
         yield {k: v[i] for k, v in predictions.items()}
-
-
-def _deliver_fetches(
-    hooks: list[Any],
-    requests: list[Any],
-    context: hooks_lib.SessionRunContext,
-    values: dict[str, Any],
-    spec: EstimatorSpec | None,
-) -> None:
-    """Each hook's after_run with the values its before_run asked for (``requests``)."""
-    for hook, request in zip(hooks, requests, strict=True):
-        fetched = None if request is None else _resolve(request.fetches, values, spec)
-        hook.after_run(context, hooks_lib.SessionRunValues(fetched))
 
 
 def _fresh_timestamp_dir(base: str) -> str:

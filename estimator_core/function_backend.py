@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -32,16 +32,17 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework import ops as _tf_ops  # the gradient registry: see below
 
-from estimator_core.backend import LoopResult, ModelFnBackend
+from estimator_core.backend import LoopResult, ModelFnBackend, resolve_named_fetches
 from estimator_core.checkpoints import ObjectCheckpointFormat
 from estimator_core.distribute import placeholder_element
 from estimator_core.export.serving import ServingInputReceiver
+from estimator_core.hooks import SessionRunArgs, SessionRunValues
 from estimator_core.mode_keys import ModeKeys
 from estimator_core.model_fn import ModelFn, split_element
 from estimator_core.run_config import RunConfig
-from estimator_core.spec import EstimatorSpec
+from estimator_core.spec import EstimatorSpec, is_tf1_metric
 from estimator_core.training_util import global_step_scope
-from estimator_core.variables import VariableStore
+from estimator_core.variables import CHECKPOINT_ROOT, VariableStore
 
 _GLOBAL_STEP = "global_step"
 _LOSS_AND_COUNT = "_loss_and_count"
@@ -205,15 +206,32 @@ class FunctionBackend(ModelFnBackend):
         for variable, value in before + created:
             variable.assign(value)
 
-    def train(self, iterator: Any, num_steps: int, infinite: bool = False) -> LoopResult:
+    def train(
+        self,
+        iterator: Any,
+        num_steps: int,
+        infinite: bool = False,
+        requests: Sequence[SessionRunArgs | None] = (),
+    ) -> LoopResult:
         self.prepare(ModeKeys.TRAIN, iterator, infinite)
-        return self._run(self._train_loop, iterator, num_steps, infinite)
+        return self._run(ModeKeys.TRAIN, iterator, num_steps, infinite, requests)
 
-    def evaluate(self, iterator: Any, num_steps: int, infinite: bool = False) -> LoopResult:
+    def evaluate(
+        self,
+        iterator: Any,
+        num_steps: int,
+        infinite: bool = False,
+        requests: Sequence[SessionRunArgs | None] = (),
+    ) -> LoopResult:
         self.prepare(ModeKeys.EVAL, iterator, infinite)
-        return self._run(self._eval_loop, iterator, num_steps, infinite)
+        return self._run(ModeKeys.EVAL, iterator, num_steps, infinite, requests)
 
-    def predict(self, iterator: Any, num_batches: int) -> list[Any]:
+    def predict(
+        self,
+        iterator: Any,
+        num_batches: int,
+        requests: Sequence[SessionRunArgs | None] = (),
+    ) -> tuple[list[Any], list[SessionRunValues | None] | None]:
         self.prepare(ModeKeys.PREDICT, iterator)
         with global_step_scope(self.global_step):
             try:
@@ -221,14 +239,18 @@ class FunctionBackend(ModelFnBackend):
                     iterator, tf.constant(num_batches, tf.int64)
                 )
             except tf.errors.OutOfRangeError:
-                return []
-        structure = self._specs[ModeKeys.PREDICT].predictions
+                return [], None
+        spec = self._specs[ModeKeys.PREDICT]
         bounds = np.cumsum(sizes.numpy()[: int(count)])[:-1]
         columns = [np.split(t.numpy(), bounds) for t in flat]
-        return [
-            tf.nest.pack_sequence_as(structure, [column[i] for column in columns])
+        batches = [
+            tf.nest.pack_sequence_as(spec.predictions, [column[i] for column in columns])
             for i in range(int(count))
         ]
+        last = batches[-1]
+        values = dict(last) if isinstance(last, dict) else {"predictions": last}
+        values["global_step"] = self.global_step.numpy()
+        return batches, resolve_named_fetches(requests, values, spec)
 
     def reset_metrics(self) -> None:
         self._eval_loss.reset_state()
@@ -246,6 +268,23 @@ class FunctionBackend(ModelFnBackend):
 
     def traced_spec(self, mode: str) -> EstimatorSpec | None:
         return self._specs.get(mode)
+
+    def write_saved_model(
+        self,
+        export_dir: str,
+        serving_input_receiver_fn: Callable[[], ServingInputReceiver],
+        checkpoint_path: str | None,
+    ) -> None:
+        receiver = serving_input_receiver_fn()
+        if not isinstance(receiver, ServingInputReceiver):
+            raise TypeError(
+                "serving_input_receiver_fn must return an estimator_core.export."
+                f"ServingInputReceiver, got {type(receiver).__name__}"
+            )
+        signatures, variables = self.serving_functions(receiver)
+        # Keyed like the Estimator's checkpoints, so a SavedModel can be warm-started from.
+        root = tf.train.Checkpoint(**{CHECKPOINT_ROOT: variables})
+        tf.saved_model.save(root, export_dir, signatures=signatures)
 
     def checkpoint_format(self, config: RunConfig, directory: str) -> ObjectCheckpointFormat:
         return ObjectCheckpointFormat(self.store, self.global_step, config, directory)
@@ -279,12 +318,23 @@ class FunctionBackend(ModelFnBackend):
 
     # -- compiled bodies --------------------------------------------------------------------
 
-    def _run(self, loop: Callable[..., Any], iterator: Any, num_steps: int, infinite: bool):
+    def _run(
+        self,
+        mode: str,
+        iterator: Any,
+        num_steps: int,
+        infinite: bool,
+        requests: Sequence[SessionRunArgs | None],
+    ) -> LoopResult:
         if num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        loop = self._train_loop if mode == ModeKeys.TRAIN else self._eval_loop
         with global_step_scope(self.global_step):
             steps, values = loop(iterator, tf.constant(num_steps, tf.int64), bool(infinite))
-        return LoopResult(int(steps), {name: np.asarray(v) for name, v in values.items()})
+        values = {name: np.asarray(v) for name, v in values.items()}
+        named = {**values, "global_step": self.global_step.numpy()}
+        hook_values = resolve_named_fetches(requests, named, self._specs.get(mode))
+        return LoopResult(int(steps), values, hook_values)
 
     def _loop(
         self,
@@ -403,6 +453,13 @@ class FunctionBackend(ModelFnBackend):
         features, labels = split_element(element)
         with self.store.model_fn_call(ModeKeys.EVAL, self._may_create(first_call)):
             spec = self._model_fn(features, labels, ModeKeys.EVAL)
+        for name, metric in spec.eval_metric_ops.items():
+            if is_tf1_metric(metric):
+                raise ValueError(
+                    f"EstimatorSpec.eval_metric_ops[{name!r}] is a TF1 (value_op, update_op) "
+                    "pair, which only the graph backend runs (RunConfig(backend='graph')); the "
+                    "function backend takes Keras metrics (estimator_core.metrics.*)"
+                )
         self._remember(ModeKeys.EVAL, spec, first_call)
         loss = tf.cast(spec.loss, tf.float32)
         if self._strategy is None:

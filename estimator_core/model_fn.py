@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -71,28 +72,22 @@ class ModelFn:
         return spec
 
 
-def call_input_fn(
+def input_fn_call(
     input_fn: Callable[..., Any],
     mode: str,
     params: dict,
     config: Any,
     input_context: tf.distribute.InputContext | None = None,
-) -> tf.data.Dataset:
-    """Call input_fn with the arguments it declares (``mode``, ``params``, ``config``,
-    ``input_context``: None without a distribution strategy)."""
+) -> Callable[[], Any]:
+    """``input_fn`` bound to the arguments it declares (``mode``, ``params``, ``config``,
+    ``input_context``: None without a distribution strategy): the backend calls it, where
+    its input must be built (the graph backend: in its graph), and checks what it returns."""
     if not callable(input_fn):
         raise TypeError(f"input_fn must be callable, got {type(input_fn).__name__}")
     args = declared_args(input_fn)
     available = {"mode": mode, "params": params, "config": config, "input_context": input_context}
     kwargs = {name: value for name, value in available.items() if "*" in args or name in args}
-    dataset = input_fn(**kwargs)
-    if not isinstance(dataset, tf.data.Dataset):
-        raise TypeError(
-            "input_fn must return a tf.data.Dataset of (features, labels) or of features, got "
-            f"{type(dataset).__name__}; TF1's dataset.make_one_shot_iterator().get_next() is "
-            "replaced by returning the dataset itself"
-        )
-    return dataset
+    return functools.partial(input_fn, **kwargs)
 
 
 def split_element(element: Any) -> tuple[Any, Any]:

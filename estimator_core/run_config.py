@@ -9,6 +9,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from estimator_core.backend_choice import configured_backend
 from estimator_core.distribute import ClusterInfo, cluster_info_from_env
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,10 @@ class RunConfig:
       dtype policy when the Estimator is built (process-wide: layers compute in 16 bits, keep
       float32 variables); with ``mixed_float16`` a Keras optimizer ``train_op`` gets dynamic
       loss scaling. Cast the loss to float32 in model_fn.
+    * ``backend``: which backend runs model_fn: ``"function"`` (TF2: ``tf.function`` loops,
+      Keras 3), ``"graph"`` (TF1 model_fns unmodified: ``tf.compat.v1`` graphs and sessions)
+      or ``"auto"`` (decided on the first call; see :mod:`estimator_core.backend_choice`).
+      ``None`` reads the environment variable ``ESTIMATOR_CORE_BACKEND``, else ``"auto"``.
 
     ``session_config`` maps a TF1 ``ConfigProto``'s fields (or a dict of them) to TF2's process-wide
     settings: see :func:`apply_session_config`.
@@ -107,6 +112,7 @@ class RunConfig:
     run_eagerly: bool
     jit_compile: bool
     mixed_precision: str | None
+    backend: str
 
     def __init__(
         self,
@@ -125,6 +131,7 @@ class RunConfig:
         run_eagerly: bool = False,
         jit_compile: bool = False,
         mixed_precision: str | None = None,
+        backend: str | None = None,
     ) -> None:
         steps_default = save_checkpoints_steps is _USE_DEFAULT
         secs_default = save_checkpoints_secs is _USE_DEFAULT
@@ -156,6 +163,7 @@ class RunConfig:
             or os.environ.get("ESTIMATOR_CORE_RUN_EAGERLY", "") not in ("", "0"),
             "jit_compile": bool(jit_compile),
             "mixed_precision": mixed_precision,
+            "backend": configured_backend(backend),
         }
         _validate(values)
         for name, value in values.items():

@@ -50,7 +50,9 @@ class EstimatorSpec(collections.namedtuple("EstimatorSpec", _FIELDS)):
       In every case the Estimator advances the global step by one per step.
     * ``eval_metric_ops``: dict of name to Keras metric objects that model_fn updated
       (``update_state``). They stream over the whole evaluation: the Estimator resets them
-      before each evaluation and reads ``result()`` at its end.
+      before each evaluation and reads ``result()`` at its end. In a TF1 graph model_fn
+      (the graph backend), ``(value_op, update_op)`` pairs as ``tf.compat.v1.metrics.*``
+      return them.
     * ``export_outputs``: dict of signature name to :class:`estimator_core.export.ExportOutput`.
       In PREDICT mode, if absent, one ``PredictOutput(predictions)`` is used as
       ``serving_default``; with several entries, one must be named ``serving_default``.
@@ -82,11 +84,12 @@ class EstimatorSpec(collections.namedtuple("EstimatorSpec", _FIELDS)):
             _check_scalar_loss(mode, loss)
         eval_metric_ops = dict(eval_metric_ops or {})
         for name, metric in eval_metric_ops.items():
-            if not isinstance(metric, keras.metrics.Metric):
+            if not (isinstance(metric, keras.metrics.Metric) or is_tf1_metric(metric)):
                 raise TypeError(
                     f"EstimatorSpec(mode={mode!r}): eval_metric_ops[{name!r}] must be a Keras "
                     f"metric that model_fn updated (e.g. estimator_core.metrics.accuracy(...)), "
-                    f"got {type(metric).__name__}; TF1 (value_op, update_op) pairs do not exist in TF2"
+                    f"or, in a TF1 graph model_fn, a (value_op, update_op) pair of graph "
+                    f"tensors; got {type(metric).__name__}"
                 )
         if mode == ModeKeys.PREDICT:
             export_outputs = _default_export_outputs(export_outputs, predictions)
@@ -104,6 +107,16 @@ class EstimatorSpec(collections.namedtuple("EstimatorSpec", _FIELDS)):
             tuple(evaluation_hooks or ()),
             tuple(prediction_hooks or ()),
         )
+
+
+def is_tf1_metric(metric: Any) -> bool:
+    """A TF1 streaming metric: a ``(value_op, update_op)`` pair of graph tensors or ops, as
+    ``tf.compat.v1.metrics.*`` return (the graph backend runs them)."""
+    return (
+        isinstance(metric, (tuple, list))
+        and len(metric) == 2
+        and all(getattr(part, "graph", None) is not None for part in metric)
+    )
 
 
 def _require(mode: str, field: str, value: Any, modes: tuple[str, ...]) -> None:

@@ -38,7 +38,7 @@ def test_inside_the_scope_the_legacy_layers_build_a_tf1_graph():
 
 
 def test_a_late_first_import_of_tensorflow_compat_v1_keeps_the_routing():
-    import tensorflow.compat.v1 as tf1  # noqa: F401  (re-initialises TensorFlow's loaders once)
+    import tensorflow.compat.v1 as tf1  # its first import re-initialises the loaders
 
     with tf.Graph().as_default(), tf1_keras_scope():
         assert callable(tf1.layers.dense) and callable(tf.compat.v1.compat.v1.layers.dense)
