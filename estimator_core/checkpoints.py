@@ -204,7 +204,10 @@ class Checkpointer:
     def restore(self, path: str) -> None:
         """Make the variables equal to checkpoint ``path`` (a prefix or a directory)."""
         path, reader = _open(path, self.format.global_step_key)
-        self.format.restore(path, reader)
+        try:
+            self.format.restore(path, reader)
+        except tf.errors.OpError as err:  # a missing or damaged data file
+            raise ValueError(f"cannot read checkpoint {path}: {err}") from err
         self.loaded_path = path
 
     def warm_start(self, settings: WarmStartSettings) -> None:
@@ -296,7 +299,7 @@ def _open(path: str, global_step_key: str | None) -> tuple[str, tf.train.Checkpo
     path = resolve_checkpoint(path)
     try:
         reader = tf.train.load_checkpoint(path)
-    except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as err:
+    except (tf.errors.OpError, ValueError) as err:
         raise ValueError(f"cannot read checkpoint {path}: {err}") from err
     if global_step_key is not None and not reader.has_tensor(global_step_key):
         raise ValueError(

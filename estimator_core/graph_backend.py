@@ -216,9 +216,12 @@ class GraphBackend(ModelFnBackend):
         plan = _FetchPlan(mode_graph, requests, mode_graph.step_after)
         base = [mode_graph.train_op, mode_graph.spec.loss, mode_graph.step_after]
         with_summary = [*base, mode_graph.summary_op] if mode_graph.summary_op is not None else None
-        step, loss, done, fetched = self.weights.step, None, 0, None
+        start = step = self.weights.step
+        loss, ran, fetched = None, False, None
         try:
-            for _ in range(_positive(num_steps)):
+            # Steps are global steps: a train_op that advances the global step by k per run
+            # runs num_steps / k times, as tf.estimator's StopAtStepHook did.
+            while step - start < _positive(num_steps):
                 summarise = (
                     with_summary is not None
                     and self._writer is not None
@@ -226,22 +229,28 @@ class GraphBackend(ModelFnBackend):
                     and (step + 1) % self._summary_every == 0
                 )
                 values = plan.run(with_summary if summarise else base)
-                _, loss, step = values[:3]
+                ran = True
+                previous, (_, loss, step) = step, values[:3]
                 step = int(step)
+                if step <= previous:
+                    raise ValueError(
+                        f"EstimatorSpec.train_op ran without advancing the global step (it is "
+                        f"{step} after the run, {previous} before); the Estimator counts "
+                        "training in global steps"
+                    )
                 if summarise:
                     self._write_summary(values[3], step)
                 fetched = values[len(with_summary if summarise else base) :]
-                done += 1
                 if not np.all(np.isfinite(loss)):
                     break
         except tf.errors.OutOfRangeError:
-            if done == 0:
+            if not ran:
                 raise
         finally:
-            if done:
+            if ran:
                 self.weights.changed(mode_graph, step)
         return LoopResult(
-            done,
+            step - start,
             {"loss": np.asarray(loss), "global_step": np.int64(step)},
             plan.results(fetched),
         )

@@ -25,6 +25,7 @@ import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -339,7 +340,7 @@ def _as_op(train_op: Any, field: str) -> tf.Operation:
         return train_op.op
     kind = type(train_op).__name__
     hint = ""
-    if callable(train_op) or "optimizer" in kind.lower():
+    if callable(train_op) or isinstance(train_op, keras.optimizers.Optimizer):
         hint = (
             " (a Keras optimizer or a callable train_op is the function backend's form; in a "
             "TF1 graph model_fn return optimizer.minimize(loss, global_step=...))"

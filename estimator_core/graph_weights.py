@@ -165,6 +165,8 @@ class GraphWeights:
             with mode_graph.graph.as_default():
                 mode_graph.scaffold.saver.restore(mode_graph.session, path)
         except tf.errors.NotFoundError as err:
+            if "not found in checkpoint" not in err.message:
+                raise ValueError(f"cannot read checkpoint {path}: {err.message}") from err
             raise VariableMismatchError(
                 f"checkpoint {path} lacks variable(s) the {mode_graph.mode} graph of model_fn "
                 f"creates: {err.message.splitlines()[0]}"
@@ -187,7 +189,9 @@ class GraphWeights:
             raise ValueError("warm start: the graph holds saveables that are not variables")
         values = {}
         for name, (variable, _) in transfer.items():
-            if name == SAVER_GLOBAL_STEP_KEY:
+            # a regular expression selects among the trainable variables, as TF1's warm_start
+            by_pattern = isinstance(settings.vars_to_warm_start, str)
+            if name == SAVER_GLOBAL_STEP_KEY or (by_pattern and not variable.trainable):
                 continue
             source = settings.source(name)
             if source is None:
