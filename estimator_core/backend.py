@@ -75,8 +75,9 @@ class ModelFnBackend(abc.ABC):
         return None
 
     @contextlib.contextmanager
-    def hook_scope(self, mode: str) -> Iterator[None]:
-        """Where hooks' methods run (the graph backend: with ``mode``'s graph as default)."""
+    def hook_scope(self, mode: str, hook: Any) -> Iterator[None]:
+        """Where ``hook``'s methods run (the graph backend: TF1 hooks with ``mode``'s graph as
+        the default graph)."""
         yield
 
     def make_iterator(self, dataset: tf.data.Dataset, mode: str) -> Any:

@@ -617,15 +617,17 @@ class Estimator:
         backend = self._chosen_backend()
         context = hooks_lib.SessionRunContext(session=backend.session(mode))
         hooks = hooks_set.hooks
-        with backend.hook_scope(mode):
-            requests = [hook.before_run(context) for hook in hooks]
+        requests = []
+        for hook in hooks:
+            with backend.hook_scope(mode, hook):
+                requests.append(hook.before_run(context))
         try:
             result = run(iterator, num_steps, requests)
         except tf.errors.OutOfRangeError:
             return None, "input"
         if result.hook_values is not None:
-            with backend.hook_scope(mode):
-                for hook, values in zip(hooks, result.hook_values, strict=True):
+            for hook, values in zip(hooks, result.hook_values, strict=True):
+                with backend.hook_scope(mode, hook):
                     hook.after_run(context, values or hooks_lib.SessionRunValues(None))
         hooks_set.join_spec_hooks(self._global_step())
         if context.stop_requested:
@@ -698,8 +700,8 @@ class _Hooks:
         self.hooks = self.hooks + added
 
     def end(self) -> None:
-        with self._backend.hook_scope(self._mode):
-            for hook in self.hooks:
+        for hook in self.hooks:
+            with self._backend.hook_scope(self._mode, hook):
                 hook.end(self._backend.session(self._mode))
 
     def _start(self, hooks: list[Any], global_step: int) -> None:
@@ -707,10 +709,11 @@ class _Hooks:
         there is a session), then start_at; in the backend's hook scope."""
         session = self._backend.session(self._mode)
         coordinator = tf.compat.v1.train.Coordinator() if session is not None else None
-        with self._backend.hook_scope(self._mode):
-            for hook in hooks:
+        for hook in hooks:
+            with self._backend.hook_scope(self._mode, hook):
                 hook.begin()
-            for hook in hooks:
+        for hook in hooks:
+            with self._backend.hook_scope(self._mode, hook):
                 hook.after_create_session(session, coordinator)
                 start_at = getattr(hook, "start_at", None)
                 if start_at is not None:

@@ -107,11 +107,12 @@ class GraphBackend(ModelFnBackend):
         return mode_graph.graph if mode_graph is not None else None
 
     @contextlib.contextmanager
-    def hook_scope(self, mode: str) -> Iterator[None]:
-        """Hooks run with ``mode``'s graph as the default graph (TF1 hooks look tensors up
-        in it, in ``begin`` among others); ops may be added to it only here."""
+    def hook_scope(self, mode: str, hook: Any) -> Iterator[None]:
+        """A TF1 hook runs with ``mode``'s graph as the default graph, which it may add ops to
+        (TF1 hooks look tensors up in it, and create ops in ``begin``). estimator_core's own
+        hooks fetch by name and write TF2 summaries: they run outside it."""
         mode_graph = self._graphs.get(mode)
-        if mode_graph is None:
+        if mode_graph is None or type(hook).__module__.startswith("estimator_core."):
             yield
             return
         with extending(mode_graph.graph):

@@ -99,7 +99,8 @@ class GraphInput:
         return self.initializer is not None
 
     def flat_tensors(self) -> list[tf.Tensor]:
-        return tf.nest.flatten((self.features, self.labels), expand_composites=True)
+        flat = tf.nest.flatten((self.features, self.labels), expand_composites=True)
+        return [t for t in flat if t is not None]
 
 
 class EagerDataset:
