@@ -551,3 +551,45 @@ def test_warm_start_from_a_graph_or_a_tf_estimator_checkpoint(tmp_path, train_in
         source.get_variable_value("logits/kernel"),
         atol=0.02,
     )
+
+
+def test_the_pipelines_pieces_take_a_tf1_model_fn(tmp_path):
+    """What the train-and-evaluate and export flows do with model.model_fn, without Prefect:
+    TFRecord input_fns from estimator_core.data, the schema's serving receiver, and the
+    registry pyfunc's call of serving_default."""
+    from types import SimpleNamespace
+
+    from estimator_core.data import make_input_fn, make_serving_input_receiver_fn
+    from tasks.serving_model import SavedModelPyfunc
+    from tests.helpers import write_digits_tfrecords
+
+    data = tmp_path / "data"
+    write_digits_tfrecords(data)
+
+    def model_fn(features, labels, mode, params):
+        labels = None if labels is None else tf.cast(labels, tf.int32)
+        return classifier_model_fn({"x": features["pixels"]}, labels, mode, params)
+
+    estimator = est.Estimator(model_fn, str(tmp_path / "model"), est.RunConfig(**QUIET))
+    train = make_input_fn(data, "train", 32, est.ModeKeys.TRAIN)
+    heldout = make_input_fn(data, "eval", 64, est.ModeKeys.EVAL)
+    estimator.train(train, max_steps=60)
+    assert backend_of(estimator) == "GraphBackend"
+    assert estimator.evaluate(heldout, name="heldout")["global_step"] == 60
+    path = estimator.export_saved_model(
+        str(tmp_path / "export"), make_serving_input_receiver_fn(data)
+    )
+    pyfunc = SavedModelPyfunc()
+    pyfunc.load_context(SimpleNamespace(artifacts={"saved_model": path}))
+    out = pyfunc.predict(None, {"pixels": np.zeros([3, 64], np.float32)})
+    assert out["classes"].shape == (3,) and out["probabilities"].shape == (3, 10)
+
+
+def test_in_memory_evaluator_hook_and_xla_on_a_graph_model(tmp_path, digits_arrays):
+    x, y, xe, ye = digits_arrays
+    estimator = graph_estimator(tmp_path, jit_compile=True)
+    hook = est.InMemoryEvaluatorHook(estimator, array_input_fn(xe, ye), every_n_iter=10)
+    estimator.train(array_input_fn(x, y, repeat=True), steps=25, hooks=[hook])
+    assert [r["global_step"] for r in hook.results] == [10, 20, 25]
+    assert hook.results[-1]["accuracy"] > hook.results[0]["accuracy"]
+    assert estimator.latest_checkpoint().endswith("model.ckpt-25")  # evaluations read memory
