@@ -22,7 +22,6 @@ import numpy as np
 import tensorflow as tf
 
 from estimator_core.checkpoints import CheckpointFormat
-from estimator_core.export.serving import ServingInputReceiver
 from estimator_core.hooks import SessionRunArgs, SessionRunValues
 from estimator_core.run_config import RunConfig
 from estimator_core.spec import EstimatorSpec
@@ -157,12 +156,6 @@ class ModelFnBackend(abc.ABC):
     ) -> None:
         """Write a SavedModel of the weights in memory (equal to ``checkpoint_path``) into the
         new directory ``export_dir``: one signature per ``export_outputs`` entry."""
-
-    @abc.abstractmethod
-    def serving_functions(
-        self, receiver: ServingInputReceiver
-    ) -> tuple[dict[str, Callable[..., Any]], dict[str, tf.Variable]]:
-        """Concrete functions per ``export_outputs`` signature, and the variables they use by key."""
 
 
 def resolve_named_fetches(

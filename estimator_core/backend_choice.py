@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
 
 import keras
 import tensorflow as tf
@@ -110,7 +109,3 @@ def decide(tf1: list[str], tf2: list[str]) -> str:
 
 def log_choice(backend: str, reason: str) -> None:
     logger.info("model_fn runs in the %s backend (%s)", backend, reason)
-
-
-def is_eager_dataset(value: Any) -> bool:
-    return isinstance(value, tf.data.Dataset)

@@ -26,7 +26,6 @@ import tensorflow as tf
 
 from estimator_core.backend import LoopResult, ModelFnBackend
 from estimator_core.checkpoints import CHECKPOINT_NAME, CheckpointFormat
-from estimator_core.export.serving import ServingInputReceiver
 from estimator_core.graph_export import write_saved_model
 from estimator_core.graph_inputs import EagerDataset, input_from_eager, input_from_result
 from estimator_core.graph_mode import (
@@ -318,9 +317,6 @@ class GraphBackend(ModelFnBackend):
 
     def checkpoint_format(self, config: RunConfig, directory: str) -> SaverCheckpointFormat:
         return SaverCheckpointFormat(self.weights)
-
-    def serving_functions(self, receiver: ServingInputReceiver) -> Any:
-        raise NotImplementedError("the graph backend writes TF1 SavedModels: write_saved_model")
 
     def write_saved_model(
         self,

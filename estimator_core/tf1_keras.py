@@ -141,16 +141,3 @@ def tf1_keras_scope(used: set[str] | None = None) -> Iterator[None]:
     finally:
         _state.depth -= 1
         _state.used = previous_used
-
-
-@contextlib.contextmanager
-def recording_tf1_keras_use(used: set[str]) -> Iterator[None]:
-    """Outside :func:`tf1_keras_scope`: record the routed names looked up (which resolve to
-    Keras 3, and usually fail), so an error can say which TF1 API model_fn reached for."""
-    install()
-    previous_used = _used()
-    _state.used = used
-    try:
-        yield
-    finally:
-        _state.used = previous_used
