@@ -116,7 +116,9 @@ class Checkpointer:
     does the writing and reading.
 
     ``loaded_path`` is the checkpoint the variables in memory are equal to (``None`` when they
-    equal none), which lets the Estimator skip restoring what it already holds.
+    equal none), which lets the Estimator skip restoring what it already holds. ``format`` may
+    be set after construction (the Estimator learns its backend on its first call); only
+    :meth:`latest` and the save policy work without it.
 
     ``save_dir`` (a non-chief worker's throwaway directory) receives the saves instead of
     model_dir; :meth:`latest` is then the latest there, or model_dir's before the first save
@@ -127,7 +129,7 @@ class Checkpointer:
     def __init__(
         self,
         model_dir: str,
-        checkpoint_format: CheckpointFormat,
+        checkpoint_format: CheckpointFormat | None,
         global_step: Callable[[], int],
         config: RunConfig,
         save_dir: str | None = None,

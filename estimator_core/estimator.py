@@ -424,10 +424,12 @@ class Estimator:
 
     def get_variable_names(self) -> list[str]:
         """Names of the variables in the latest checkpoint (``global_step`` among them)."""
+        self._decide_backend_without_input()
         return self._checkpointer.variable_names()
 
     def get_variable_value(self, name: str) -> np.ndarray:
         """Value of variable ``name`` (see :meth:`get_variable_names`) in the latest checkpoint."""
+        self._decide_backend_without_input()
         return self._checkpointer.variable_value(name)
 
     def eval_dir(self, name: str | None = None) -> str:
