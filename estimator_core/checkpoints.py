@@ -225,11 +225,14 @@ class Checkpointer:
 
     def variable_names(self) -> list[str]:
         """Names of the variables in the latest checkpoint (``global_step`` among them)."""
-        return self.format.variable_names(self.reader())
+        reader = self.reader()
+        assert self.format is not None, "a checkpoint decides the backend's format"
+        return self.format.variable_names(reader)
 
     def variable_value(self, name: str) -> Any:
         """Value of variable ``name`` in the latest checkpoint."""
         reader = self.reader()
+        assert self.format is not None, "a checkpoint decides the backend's format"
         key = self.format.variable_key(name)
         if not reader.has_tensor(key):
             raise ValueError(f"variable {name!r} is not in checkpoint {self.latest()}")

@@ -110,6 +110,7 @@ class Estimator:
                 "Keras global dtype policy set to %s (process-wide)", config.mixed_precision
             )
         self._model_fn = model_fn
+        self._bound_model_fn = ModelFn(model_fn, self._params, self._config)  # checks its args
         # Only the chief writes checkpoints and summaries to model_dir; the other tasks write
         # theirs to a directory deleted with the Estimator (what TensorFlow's guides do).
         self._scratch = (
@@ -470,7 +471,7 @@ class Estimator:
         return True
 
     def _new_backend(self, kind: str) -> ModelFnBackend:
-        model_fn = ModelFn(self._model_fn, self._params, self._config)
+        model_fn = self._bound_model_fn
         if kind == "graph":
             refuse_unsupported(self._config)
             return GraphBackend(model_fn, self._config, self._train_writer)
@@ -499,27 +500,21 @@ class Estimator:
         except Exception as err:  # e.g. placeholders or initializable iterators: TF1 inputs
             eager_result, eager_error = None, err
         eager = EagerDataset(eager_result) if isinstance(eager_result, tf.data.Dataset) else None
-        graph_backend = GraphBackend(
-            ModelFn(self._model_fn, self._params, self._config), self._config, self._train_writer
-        )
+        graph_backend = GraphBackend(self._bound_model_fn, self._config, self._train_writer)
         trace = BuildTrace()
         try:
             graph_input, build_error = graph_backend.make_input(call, mode, eager, trace), None
         except Exception as err:
             graph_input, build_error = None, err
-        tf1, tf2 = evidence(trace.spec, trace.graph, trace.tf1_names)
-        if decide(tf1, tf2) == "graph":
+        kind, reason = decide(*evidence(trace.spec, trace.graph, trace.tf1_names))
+        if kind == "graph":
             if build_error is not None:
                 raise build_error
             refuse_unsupported(self._config)
-            self._adopt(graph_backend, "graph", "TF1 graph idioms: " + "; ".join(tf1))
+            self._adopt(graph_backend, kind, reason)
             return graph_input
         graph_backend.close()
-        self._adopt(
-            self._new_backend("function"),
-            "function",
-            "; ".join(tf2) if tf2 else "no TF1 graph idioms in model_fn",
-        )
+        self._adopt(self._new_backend(kind), kind, reason)
         if eager_error is not None:
             raise eager_error
         return self._chosen_backend().make_input(lambda: eager_result, mode)

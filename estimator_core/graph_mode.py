@@ -85,6 +85,8 @@ class ModeGraph:
     metric_values: dict[str, tf.Tensor] = dataclasses.field(default_factory=dict)
     update_op: tf.Operation | None = None
     metric_reset: tf.Operation | None = None
+    # model_fn's Scaffold has its own saver: weights come from checkpoints through it
+    own_saver: bool = False
     session: tf.compat.v1.Session | None = None
     version: int = -1
     _transfer: dict[str, tuple[tf.Variable, tf.Tensor]] | None = None
@@ -285,6 +287,7 @@ def _derive(
             tf.compat.v1.local_variables()
             + tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.METRIC_VARIABLES)
         )
+    fields["own_saver"] = spec.scaffold is not None and spec.scaffold.saver is not None
     scaffold = spec.scaffold if spec.scaffold is not None else tf.compat.v1.train.Scaffold()
     if not isinstance(scaffold, tf.compat.v1.train.Scaffold):
         raise GraphModelFnError(

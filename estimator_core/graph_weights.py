@@ -3,14 +3,17 @@
 Each mode (TRAIN, EVAL, PREDICT) has a graph and a session that live as long as the Estimator,
 and each session holds its own copy of the variables. The copies agree through a *version*:
 every change of the weights (a training loop, a restore, a warm start) makes a new version,
-held by one session (the *owner*) or by a checkpoint (*source*). Before a session runs it is
-brought to the current version:
+held by one session (the *owner*) and, once saved or restored, by a checkpoint. Before a
+session runs it is brought to the current version:
 
 * from the owner session through memory (every saveable, matched by its checkpoint name,
   read from one session and assigned in the other: a few milliseconds for small models);
-* or by ``Saver.restore`` from the source checkpoint (also when a graph holds saveables
-  that are not plain variables, such as lookup tables);
-* or, when there are no weights yet, the first session's own initial values become them.
+* or by its Saver's ``restore`` of the checkpoint holding that version: after a restore, and
+  for a graph whose Scaffold has model_fn's own saver (which may map names, as an
+  exponential-moving-average evaluation does) or that holds saveables other than plain
+  variables (lookup tables);
+* or, when there are no weights yet, the first session's own initial values become them
+  (its Scaffold's ``init_fn`` runs then, and a pending warm start).
 
 Checkpoints are what tf.estimator's ``Saver`` wrote: ``model.ckpt-<global step>`` (sharded,
 relative paths) with the standard ``checkpoint`` state file, keyed by variable names
@@ -41,31 +44,31 @@ class GraphWeights:
     def __init__(self) -> None:
         self.version = 0
         self.owner: ModeGraph | None = None
-        self.source: str | None = None
         self.step = 0
+        self._saved: tuple[int, str] | None = None  # (version, checkpoint holding it)
         self._warm_start: Any = None
         self._recovered: set[int] = set()  # savers that took over the existing checkpoints
 
-    @property
-    def fresh(self) -> bool:
-        """No weights exist yet: the next session's initial values become them."""
-        return self.owner is None and self.source is None
-
     def sync(self, mode_graph: ModeGraph) -> None:
-        """Bring ``mode_graph``'s session to the current weights."""
+        """Bring ``mode_graph``'s session to the current weights: through memory from the
+        owner, else from the checkpoint holding them (always so for a graph whose Scaffold has
+        model_fn's own saver: it may restore other names, e.g. moving averages)."""
         if mode_graph.version == self.version:
             return
         owner = self.owner
-        if owner is not None and owner is not mode_graph and owner.version == self.version:
-            if not self._copy(owner, mode_graph):
-                raise ValueError(
-                    f"the {mode_graph.mode} graph holds saveables that are not plain "
-                    f"variables and the {owner.mode} session's weights are not saved; save a "
-                    "checkpoint first (train() does at its end)"
-                )
-        elif self.source is not None:
-            self._restore_into(mode_graph, self.source)
-        elif owner is None:
+        live = owner is not None and owner is not mode_graph and owner.version == self.version
+        saved = self._saved[1] if self._saved and self._saved[0] == self.version else None
+        if live and not mode_graph.own_saver and self._copy(owner, mode_graph):
+            pass
+        elif saved is not None:
+            self._restore_into(mode_graph, saved)
+        elif live:
+            raise ValueError(
+                f"the {mode_graph.mode} graph takes its weights from a checkpoint (its Scaffold "
+                "has model_fn's saver, or it holds saveables that are not plain variables), "
+                f"and the weights the {owner.mode} session holds are not saved yet"
+            )
+        else:  # no weights yet: these initial values become them
             self.owner = mode_graph
             self.step = mode_graph.global_step_value()
             mode_graph.run_init_fn()
@@ -78,7 +81,6 @@ class GraphWeights:
         """``mode_graph``'s session changed the weights (it trained)."""
         self.version += 1
         self.owner = mode_graph
-        self.source = None
         mode_graph.version = self.version
         self.step = step
 
@@ -101,13 +103,13 @@ class GraphWeights:
             )
         self.version += 1
         self.owner = None
-        self.source = path
+        self._saved = (self.version, path)
         self.step = int(reader.get_tensor(SAVER_GLOBAL_STEP_KEY))
 
     def save(self, directory: str, name: str) -> str:
         """Write the owner's weights as ``<directory>/<name>-<step>``; returns the path."""
         owner = self.owner
-        if owner is None:
+        if owner is None or owner.version != self.version:
             raise ValueError("there are no weights in memory to save (nothing trained yet)")
         assert owner.session is not None
         saver = owner.scaffold.saver
@@ -117,12 +119,14 @@ class GraphWeights:
                 saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
             self._recovered.add(id(saver))
         with owner.graph.as_default():
-            return saver.save(
+            path = saver.save(
                 owner.session,
                 os.path.join(directory, name),
                 global_step=self.step,
                 write_meta_graph=False,
             )
+        self._saved = (self.version, path)
+        return path
 
     def warm_start(self, settings: Any) -> None:
         """Initialise the variables ``settings`` selects from its checkpoint: now in the owner

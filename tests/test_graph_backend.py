@@ -51,7 +51,7 @@ def test_auto_runs_tf1_and_keras_3_model_fns_side_by_side(tmp_path, caplog, digi
     chosen = [r.getMessage() for r in caplog.records if "backend (" in r.getMessage()]
     assert len(chosen) == 2  # logged once per Estimator, with the reason
     assert "graph backend (TF1 graph idioms: tf.compat.v1.layers.dense" in chosen[0]
-    assert "train_op is a Operation" in chosen[0]
+    assert "train_op is a graph Operation" in chosen[0]
     assert "function backend (train_op is a Keras optimizer)" in chosen[1]
     for estimator in (tf1, tf2):
         assert estimator.evaluate(heldout)["accuracy"] > 0.85
@@ -593,3 +593,30 @@ def test_in_memory_evaluator_hook_and_xla_on_a_graph_model(tmp_path, digits_arra
     assert [r["global_step"] for r in hook.results] == [10, 20, 25]
     assert hook.results[-1]["accuracy"] > hook.results[0]["accuracy"]
     assert estimator.latest_checkpoint().endswith("model.ckpt-25")  # evaluations read memory
+
+
+def test_an_evaluation_scaffold_saver_restores_moving_averages(tmp_path, train_input, eval_input):
+    """TF1's idiom: train with an ExponentialMovingAverage, evaluate its averages through
+    the EVAL Scaffold's saver; the eval session then loads them from the checkpoint."""
+
+    def model_fn(features, labels, mode, params):
+        spec = classifier_model_fn(features, labels, mode, params)
+        ema = tf.compat.v1.train.ExponentialMovingAverage(0.5)
+        if mode == est.ModeKeys.TRAIN:
+            with tf.control_dependencies([spec.train_op]):
+                train_op = ema.apply(tf.compat.v1.trainable_variables())
+            return spec._replace(train_op=train_op)
+        if mode == est.ModeKeys.EVAL and params["averages"]:
+            saver = tf.compat.v1.train.Saver(ema.variables_to_restore())
+            return spec._replace(scaffold=tf.compat.v1.train.Scaffold(saver=saver))
+        return spec
+
+    estimator = graph_estimator(tmp_path, model_fn, params={"averages": True})
+    estimator.train(train_input, steps=30)
+    assert "logits/bias/ExponentialMovingAverage" in estimator.get_variable_names()
+    averaged = estimator.evaluate(eval_input)  # the same Estimator: sessions kept alive
+    raw = graph_estimator(tmp_path, model_fn, params={"averages": False}).evaluate(eval_input)
+    again = graph_estimator(tmp_path, model_fn, params={"averages": True}).evaluate(eval_input)
+    assert raw["global_step"] == averaged["global_step"] == 30
+    assert raw["loss"] != pytest.approx(averaged["loss"], rel=1e-4)
+    assert again["loss"] == pytest.approx(averaged["loss"], rel=1e-6)
