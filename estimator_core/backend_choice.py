@@ -1,7 +1,8 @@
 """Which backend runs a model_fn: ``RunConfig(backend="auto" | "graph" | "function")``.
 
 ``"graph"`` and ``"function"`` (or the environment variable ``ESTIMATOR_CORE_BACKEND``, read
-when the RunConfig is built) force a backend. ``"auto"``, the default, decides once per
+when the RunConfig is built: :func:`estimator_core.run_config.configured_backend`) force a
+backend. ``"auto"``, the default, decides once per
 Estimator, on its first train/evaluate/predict/export call, and logs the choice and its reason:
 
 1. a checkpoint in model_dir decides by its format: name-based (``tf.compat.v1.train.Saver``,
@@ -30,29 +31,25 @@ The probe costs one model_fn call in a graph for a model_fn the function backend
 from __future__ import annotations
 
 import logging
-import os
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import tensorflow as tf
 
+from estimator_core.backend import ModelFnBackend
+from estimator_core.function_backend import FunctionBackend
+from estimator_core.graph_backend import GraphBackend, refuse_unsupported
+from estimator_core.graph_inputs import EagerDataset
+from estimator_core.graph_mode import BuildTrace
+from estimator_core.model_fn import ModelFn
+from estimator_core.run_config import BACKEND_ENV_VAR, RunConfig
 from estimator_core.spec import EstimatorSpec, is_tf1_metric
 
 logger = logging.getLogger("estimator_core")
 
-BACKENDS = ("auto", "graph", "function")
-ENV_VAR = "ESTIMATOR_CORE_BACKEND"
 _VARIABLE_STORE_KEY = ("__variable_store",)
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
-
-
-def configured_backend(backend: str | None) -> str:
-    """RunConfig's ``backend`` setting: the argument, else ``$ESTIMATOR_CORE_BACKEND``, else
-    ``"auto"``; ``ValueError`` for anything else."""
-    value = backend if backend is not None else os.environ.get(ENV_VAR, "") or "auto"
-    if value not in BACKENDS:
-        source = "RunConfig.backend" if backend is not None else ENV_VAR
-        raise ValueError(f"{source} must be one of {BACKENDS}, got {value!r}")
-    return value
 
 
 def backend_of_checkpoint(path: str | None) -> str | None:
@@ -114,5 +111,87 @@ def decide(tf1: list[str], tf2: list[str], graph_train_op: list[str]) -> tuple[s
     return "function", "no TF1 graph idioms in model_fn"
 
 
-def log_choice(backend: str, reason: str) -> None:
-    logger.info("model_fn runs in the %s backend (%s)", backend, reason)
+class BackendChoice:
+    """Makes an Estimator's backend, once: :meth:`without_input` when RunConfig forces one or
+    a checkpoint decides, else :meth:`with_input` on the first call's input (the probe).
+    ``on_chosen(backend)`` is called with it, and the choice is logged with its reason."""
+
+    def __init__(
+        self,
+        model_fn: ModelFn,
+        config: RunConfig,
+        train_summary_writer: tf.summary.SummaryWriter,
+        on_chosen: Callable[[ModelFnBackend], None],
+    ) -> None:
+        self._model_fn = model_fn
+        self._config = config
+        self._writer = train_summary_writer
+        self._on_chosen = on_chosen
+        self.backend: ModelFnBackend | None = None
+
+    def without_input(self, checkpoint: str | None) -> ModelFnBackend | None:
+        """The backend, when no input is needed to choose it (rules 1 and 2, or forced);
+        ``checkpoint``: the checkpoint the call will read (None: there is none)."""
+        if self.backend is not None:
+            return self.backend
+        kind = self._config.backend
+        reason = f"RunConfig.backend or ${BACKEND_ENV_VAR} is {kind!r}"
+        if kind == "auto":
+            kind = backend_of_checkpoint(checkpoint)
+            reason = f"checkpoint {checkpoint} is {'name' if kind == 'graph' else 'object'}-based"
+            if kind is None and self._config.run_eagerly:
+                kind, reason = "function", "RunConfig.run_eagerly"
+        if kind is None:
+            return None
+        return self._choose(self._new(kind), kind, reason)
+
+    def with_input(self, mode: str, call_input_fn: Callable[[], Any]) -> Any:
+        """Rule 3: build model_fn once in a TF1 graph on this input and let what it built
+        decide. Returns the input in the chosen backend's form; input_fn is called once (and
+        again in a graph only when what it returned eagerly was not a Dataset a graph can
+        rebuild)."""
+        try:
+            eager_result, eager_error = call_input_fn(), None
+        except Exception as err:  # placeholders or initializable iterators: TF1 inputs
+            eager_result, eager_error = None, err
+        eager = EagerDataset(eager_result) if isinstance(eager_result, tf.data.Dataset) else None
+        graph_backend = GraphBackend(self._model_fn, self._config, self._writer)
+        trace = BuildTrace()
+        try:
+            graph_input = graph_backend.make_input(call_input_fn, mode, eager, trace)
+            build_error = None
+        except Exception as err:
+            graph_input, build_error = None, err
+        kind, reason = decide(*evidence(trace.spec, trace.graph, trace.tf1_names))
+        if kind == "graph":
+            if build_error is not None:
+                raise build_error
+            refuse_unsupported(self._config)
+            self._choose(graph_backend, kind, reason)
+            return graph_input
+        graph_backend.close()
+        backend = self._choose(self._new(kind), kind, reason)
+        if eager_error is not None:
+            raise eager_error
+        return backend.make_input(lambda: eager_result, mode)
+
+    def _new(self, kind: str) -> ModelFnBackend:
+        if kind == "graph":
+            refuse_unsupported(self._config)
+            return GraphBackend(self._model_fn, self._config, self._writer)
+        config = self._config
+        return FunctionBackend(
+            self._model_fn,
+            self._writer,
+            config.save_summary_steps,
+            run_eagerly=config.run_eagerly,
+            jit_compile=config.jit_compile,
+            mixed_precision=config.mixed_precision,
+            strategy=config.train_distribute,
+        )
+
+    def _choose(self, backend: ModelFnBackend, kind: str, reason: str) -> ModelFnBackend:
+        self.backend = backend
+        self._on_chosen(backend)
+        logger.info("model_fn runs in the %s backend (%s)", kind, reason)
+        return backend

@@ -15,21 +15,11 @@ import tensorflow as tf
 
 from estimator_core import hooks as hooks_lib
 from estimator_core.backend import LoopResult, ModelFnBackend
-from estimator_core.backend_choice import (
-    ENV_VAR,
-    backend_of_checkpoint,
-    decide,
-    evidence,
-    log_choice,
-)
+from estimator_core.backend_choice import BackendChoice
 from estimator_core.checkpoints import Checkpointer, WarmStartSettings
 from estimator_core.distribute import input_context, training_strategy
 from estimator_core.eval_history import record_eval_result
 from estimator_core.export.serving import ServingInputReceiver
-from estimator_core.function_backend import FunctionBackend
-from estimator_core.graph_backend import GraphBackend, refuse_unsupported
-from estimator_core.graph_inputs import EagerDataset
-from estimator_core.graph_mode import BuildTrace
 from estimator_core.mode_keys import ModeKeys
 from estimator_core.model_fn import ModelFn, input_fn_call
 from estimator_core.run_config import RunConfig, apply_session_config
@@ -110,7 +100,6 @@ class Estimator:
                 "Keras global dtype policy set to %s (process-wide)", config.mixed_precision
             )
         self._model_fn = model_fn
-        self._bound_model_fn = ModelFn(model_fn, self._params, self._config)  # checks its args
         # Only the chief writes checkpoints and summaries to model_dir; the other tasks write
         # theirs to a directory deleted with the Estimator (what TensorFlow's guides do).
         self._scratch = (
@@ -132,6 +121,12 @@ class Estimator:
         )
         # Decided here when forced; with backend="auto" on the first call (backend_choice).
         self._backend: ModelFnBackend | None = None
+        self._backend_choice = BackendChoice(
+            ModelFn(model_fn, self._params, self._config),  # checks model_fn's arguments now
+            self._config,
+            self._train_writer,
+            self._adopt,
+        )
         self._decide_backend_without_input()
 
     # -- properties -------------------------------------------------------------------------
@@ -451,73 +446,15 @@ class Estimator:
         return self._backend
 
     def _decide_backend_without_input(self, checkpoint_path: str | None = None) -> bool:
-        """Choose the backend where no input is needed (see :mod:`estimator_core.backend_choice`):
-        when RunConfig forces one, or by the format of a checkpoint (``checkpoint_path`` or the
-        latest in model_dir). True when the backend is chosen."""
-        if self._backend is not None:
-            return True
-        kind = self._config.backend
-        reason = f"RunConfig.backend or ${ENV_VAR} is {kind!r}"
-        if kind == "auto":
-            checkpoint = checkpoint_path or self._checkpointer.latest()
-            kind = backend_of_checkpoint(checkpoint)
-            reason = f"checkpoint {checkpoint} is {'name' if kind == 'graph' else 'object'}-based"
-            if kind is None and self._config.run_eagerly:
-                # model_fn must only ever be called eagerly; the graph backend cannot run so
-                kind, reason = "function", "RunConfig.run_eagerly"
-        if kind is None:
-            return False
-        self._adopt(self._new_backend(kind), kind, reason)
-        return True
+        """Choose the backend where no input is needed: when RunConfig forces one, or by the
+        format of a checkpoint (``checkpoint_path`` or the latest in model_dir). True when the
+        backend is chosen (see :mod:`estimator_core.backend_choice`)."""
+        checkpoint = checkpoint_path or self._checkpointer.latest()
+        return self._backend_choice.without_input(checkpoint) is not None
 
-    def _new_backend(self, kind: str) -> ModelFnBackend:
-        model_fn = self._bound_model_fn
-        if kind == "graph":
-            refuse_unsupported(self._config)
-            return GraphBackend(model_fn, self._config, self._train_writer)
-        return FunctionBackend(
-            model_fn,
-            self._train_writer,
-            self._config.save_summary_steps,
-            run_eagerly=self._config.run_eagerly,
-            jit_compile=self._config.jit_compile,
-            mixed_precision=self._config.mixed_precision,
-            strategy=self._config.train_distribute,
-        )
-
-    def _adopt(self, backend: ModelFnBackend, kind: str, reason: str) -> None:
+    def _adopt(self, backend: ModelFnBackend) -> None:
         self._backend = backend
         self._checkpointer.format = backend.checkpoint_format(self._config, self._checkpoint_dir)
-        log_choice(kind, reason)
-
-    def _probe_backend(self, mode: str, call: Callable[[], Any]) -> Any:
-        """backend="auto" without a checkpoint: build model_fn once in a TF1 graph on this
-        call's input and let what it built decide (see backend_choice). Returns the input for
-        the chosen backend; input_fn is called once (and again in a graph only when what it
-        returned eagerly was not a Dataset a graph can rebuild)."""
-        try:
-            eager_result, eager_error = call(), None
-        except Exception as err:  # e.g. placeholders or initializable iterators: TF1 inputs
-            eager_result, eager_error = None, err
-        eager = EagerDataset(eager_result) if isinstance(eager_result, tf.data.Dataset) else None
-        graph_backend = GraphBackend(self._bound_model_fn, self._config, self._train_writer)
-        trace = BuildTrace()
-        try:
-            graph_input, build_error = graph_backend.make_input(call, mode, eager, trace), None
-        except Exception as err:
-            graph_input, build_error = None, err
-        kind, reason = decide(*evidence(trace.spec, trace.graph, trace.tf1_names))
-        if kind == "graph":
-            if build_error is not None:
-                raise build_error
-            refuse_unsupported(self._config)
-            self._adopt(graph_backend, kind, reason)
-            return graph_input
-        graph_backend.close()
-        self._adopt(self._new_backend(kind), kind, reason)
-        if eager_error is not None:
-            raise eager_error
-        return self._chosen_backend().make_input(lambda: eager_result, mode)
 
     def _input(self, input_fn: Callable[..., Any], mode: str) -> Any:
         """``input_fn``'s input in the backend's form (a Dataset for the function backend);
@@ -525,7 +462,7 @@ class Estimator:
         context = self._input_context if mode != ModeKeys.PREDICT else None
         call = input_fn_call(input_fn, mode, self._params, self._config, context)
         if not self._decide_backend_without_input():
-            return self._probe_backend(mode, call)
+            return self._backend_choice.with_input(mode, call)
         return self._chosen_backend().make_input(call, mode)
 
     def _evaluation_input(self, input_fn: Callable[..., Any]) -> Any:

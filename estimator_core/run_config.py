@@ -9,7 +9,6 @@ from typing import Any
 
 import tensorflow as tf
 
-from estimator_core.backend_choice import configured_backend
 from estimator_core.distribute import ClusterInfo, cluster_info_from_env
 
 logger = logging.getLogger(__name__)
@@ -17,6 +16,8 @@ logger = logging.getLogger(__name__)
 _USE_DEFAULT = object()
 DEFAULT_CHECKPOINT_SECS = 600
 MIXED_PRECISION_POLICIES = (None, "mixed_float16", "mixed_bfloat16")
+BACKENDS = ("auto", "graph", "function")
+BACKEND_ENV_VAR = "ESTIMATOR_CORE_BACKEND"
 
 _SESSION_CONFIG_KEYS = (
     "intra_op_parallelism_threads",
@@ -223,6 +224,16 @@ class RunConfig:
             values["save_checkpoints_steps"] = None
         values.update(changes)
         return RunConfig(**values)
+
+
+def configured_backend(backend: str | None) -> str:
+    """RunConfig's ``backend``: the argument, else ``$ESTIMATOR_CORE_BACKEND``, else ``"auto"``;
+    ``ValueError`` for anything else."""
+    value = backend if backend is not None else os.environ.get(BACKEND_ENV_VAR, "") or "auto"
+    if value not in BACKENDS:
+        source = "RunConfig.backend" if backend is not None else BACKEND_ENV_VAR
+        raise ValueError(f"{source} must be one of {BACKENDS}, got {value!r}")
+    return value
 
 
 def _validate(values: dict[str, Any]) -> None:
