@@ -15,7 +15,7 @@ Estimator, on its first train/evaluate/predict/export call, and logs the choice 
    * TF1 evidence → graph: an ``eval_metric_ops`` value is a ``(value_op, update_op)``
      pair; model_fn used ``tf.compat.v1.layers``/``.keras``/``.nn.rnn_cell``, created
      variables with ``tf.compat.v1.get_variable`` (or a layer built on it), wrote
-     ``tf.compat.v1.summary`` ops, or returned a ``Scaffold``;
+     ``tf.compat.v1.summary`` ops, or returned a ``Scaffold`` with something in it;
    * TF2 evidence → function: ``train_op`` is a Keras optimizer or a callable; an
      ``eval_metric_ops`` value is a Keras metric;
    * both → ``ValueError`` naming them (force a backend to say which is meant);
@@ -91,9 +91,28 @@ def evidence(
             tf1.append(f"eval_metric_ops[{name!r}] is a (value_op, update_op) pair")
         elif isinstance(metric, keras.metrics.Metric):
             tf2.append(f"eval_metric_ops[{name!r}] is a Keras metric")
-    if spec.scaffold is not None:
+    if _has_parts(spec.scaffold):
         tf1.append("a Scaffold")
     return tf1, tf2, graph_train_op
+
+
+_SCAFFOLD_PARTS = (
+    "init_op",
+    "init_feed_dict",
+    "init_fn",
+    "ready_op",
+    "ready_for_local_init_op",
+    "local_init_op",
+    "summary_op",
+    "saver",
+)
+
+
+def _has_parts(scaffold: Any) -> bool:
+    """A Scaffold model_fn filled in (not an empty default one)."""
+    return scaffold is not None and any(
+        getattr(scaffold, part, None) is not None for part in _SCAFFOLD_PARTS
+    )
 
 
 def decide(tf1: list[str], tf2: list[str], graph_train_op: list[str]) -> tuple[str, str]:
