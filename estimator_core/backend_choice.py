@@ -13,15 +13,15 @@ Estimator, on its first train/evaluate/predict/export call, and logs the choice 
    input (the graph backend's own build, kept when it wins), and what it built decides:
 
    * TF1 evidence → graph: an ``eval_metric_ops`` value is a ``(value_op, update_op)``
-     pair; model_fn used ``tf.compat.v1.layers``/``.keras``/``.nn.rnn_cell``, created
-     variables with ``tf.compat.v1.get_variable`` (or a layer built on it), wrote
+     pair; model_fn used ``tf.compat.v1.layers``/``.keras``/``.nn.rnn_cell``, wrote
      ``tf.compat.v1.summary`` ops, or returned a ``Scaffold`` with something in it;
    * TF2 evidence → function: ``train_op`` is a Keras optimizer or a callable; an
      ``eval_metric_ops`` value is a Keras metric;
    * both → ``ValueError`` naming them (force a backend to say which is meant);
-   * a ``train_op`` that is a ``tf.Operation``/``tf.Tensor`` (``minimize(...)``, or an update
-     model_fn applied itself, which the function backend also takes) → graph, unless there is
-     TF2 evidence;
+   * idioms both backends run → graph, unless there is TF2 evidence: a ``train_op`` that is
+     a ``tf.Operation``/``tf.Tensor`` (``minimize(...)``, or an update model_fn applied
+     itself), variables created with ``tf.compat.v1.get_variable`` (the function backend
+     gives each call a fresh TF1 variable store);
    * nothing of these (a PREDICT-only call on plain ops, or model_fn failing in a graph
      where it gave no TF1 evidence first) → function, today's default.
 
@@ -66,22 +66,23 @@ def backend_of_checkpoint(path: str | None) -> str | None:
 def evidence(
     spec: EstimatorSpec | None, graph: tf.Graph | None, tf1_names: set[str]
 ) -> tuple[list[str], list[str], list[str]]:
-    """``(tf1, tf2, graph_train_op)``: what in ``spec`` and the graph model_fn built in is a
-    TF1 graph idiom, a TF2 one, and a graph ``train_op`` (either), as phrases for the log."""
+    """``(tf1, tf2, either)``: what in ``spec`` and the graph model_fn built in is a TF1 graph
+    idiom only the graph backend runs, a TF2 one, and an idiom both backends run (a graph
+    ``train_op``, ``tf.compat.v1.get_variable`` variables), as phrases for the log."""
     tf1: list[str] = sorted(tf1_names)[:3]
     tf2: list[str] = []
+    either: list[str] = []
     stores = graph.get_collection(_VARIABLE_STORE_KEY) if graph is not None else []
     created = {name for store in stores for name in getattr(store, "_vars", {})}
     if created - {"global_step"}:  # the Estimator creates the global step so
-        tf1.append("variables from tf.compat.v1.get_variable")
+        either.append("variables from tf.compat.v1.get_variable")
     if graph is not None and graph.get_collection(tf.compat.v1.GraphKeys.SUMMARIES):
         tf1.append("tf.compat.v1.summary ops")
-    graph_train_op: list[str] = []
     if spec is None:
-        return tf1, tf2, graph_train_op
+        return tf1, tf2, either
     train_op = spec.train_op
     if isinstance(train_op, (tf.Operation, tf.Tensor, tf.Variable)):
-        graph_train_op.append(f"train_op is a graph {type(train_op).__name__}")
+        either.append(f"train_op is a graph {type(train_op).__name__}")
     elif isinstance(train_op, keras.optimizers.Optimizer):
         tf2.append("train_op is a Keras optimizer")
     elif callable(train_op):
@@ -93,7 +94,7 @@ def evidence(
             tf2.append(f"eval_metric_ops[{name!r}] is a Keras metric")
     if _has_parts(spec.scaffold):
         tf1.append("a Scaffold")
-    return tf1, tf2, graph_train_op
+    return tf1, tf2, either
 
 
 _SCAFFOLD_PARTS = (
@@ -115,7 +116,7 @@ def _has_parts(scaffold: Any) -> bool:
     )
 
 
-def decide(tf1: list[str], tf2: list[str], graph_train_op: list[str]) -> tuple[str, str]:
+def decide(tf1: list[str], tf2: list[str], either: list[str]) -> tuple[str, str]:
     """``(backend, reason)`` the evidence points to (see the module docstring)."""
     if tf1 and tf2:
         raise ValueError(
@@ -125,8 +126,8 @@ def decide(tf1: list[str], tf2: list[str], graph_train_op: list[str]) -> tuple[s
         )
     if tf2:
         return "function", "; ".join(tf2)
-    if tf1 or graph_train_op:
-        return "graph", "TF1 graph idioms: " + "; ".join(tf1 + graph_train_op)
+    if tf1 or either:
+        return "graph", "TF1 graph idioms: " + "; ".join(tf1 + either)
     return "function", "no TF1 graph idioms in model_fn"
 
 
