@@ -124,13 +124,15 @@ class Estimator:
         self._train_input: tuple[Callable[..., Any], Any, bool] | None = None
         self._eval_inputs: list[tuple[Callable[..., Any], Any]] = []
         self._checkpointer = Checkpointer(model_dir, None, self._global_step, save_dir=private_dir)
-        # Made here when RunConfig forces a backend or a checkpoint decides; with
-        # backend="auto" otherwise on the first call's input (see backend_choice).
+        # Made here when RunConfig forces a backend; with backend="auto" on the first call, by
+        # its checkpoint or its input (see backend_choice). The checkpoint is not looked at
+        # here: a damaged model_dir is the first call's error, not the constructor's.
         self._backend: ModelFnBackend | None = None
         self._backend_choice = BackendChoice(
             self._model_fn, self._config, self._train_writer, self._adopt
         )
-        self._decide_backend_without_input()
+        if self._config.backend != "auto":
+            self._backend_choice.without_input(None)
 
     # -- properties -------------------------------------------------------------------------
 
