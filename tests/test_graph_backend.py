@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 import estimator_core as est
 from estimator_core.graph_backend import GraphBackendError
@@ -442,6 +443,56 @@ def test_export_writes_tf_estimators_signatures_and_serves(tmp_path, train_input
 
 
 # -- kept alive -------------------------------------------------------------------------------
+
+
+def test_both_backends_export_the_same_signatures(tmp_path):
+    """The same model_fn (idioms both backends run) exported by each backend: the same
+    signature names, method names, input keys (one not a Python identifier) and outputs."""
+
+    def model_fn(features, labels, mode):
+        w = tf.compat.v1.get_variable("w", [2, 3], initializer=tf.zeros_initializer())
+        logits = tf.matmul(features["x"], w)
+        scores = tf.nn.softmax(logits)
+        if mode == est.ModeKeys.PREDICT:
+            return est.EstimatorSpec(
+                mode,
+                predictions={"scores": scores},
+                export_outputs={
+                    "serving_default": est.export.PredictOutput({"scores": scores}),
+                    "classify": est.export.ClassificationOutput(scores=scores),
+                    "regress": est.export.RegressionOutput(tf.reduce_max(scores, axis=1)),
+                },
+            )
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+        optimizer = tf.compat.v1.train.GradientDescentOptimizer(0.1)
+        return est.EstimatorSpec(
+            mode, loss=loss, train_op=optimizer.minimize(loss, tf.compat.v1.train.get_global_step())
+        )
+
+    def receiver_fn():
+        examples = tf.compat.v1.placeholder(tf.string, [None], name="input_example_tensor")
+        x = tf.io.parse_example(examples, {"x": tf.io.FixedLenFeature([2], tf.float32)})["x"]
+        return est.export.ServingInputReceiver(
+            {"x": x}, {"examples": examples}, {"parsed": {"num of doors": x}}
+        )
+
+    def signatures(backend):
+        estimator = graph_estimator(tmp_path / backend, model_fn, backend=backend)
+        estimator.train(lambda: tf.data.Dataset.from_tensors(({"x": [[1.0, 2.0]]}, [1])), steps=2)
+        path = estimator.export_saved_model(str(tmp_path / backend / "export"), receiver_fn)
+        proto = saved_model_pb2.SavedModel()
+        with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+            proto.ParseFromString(f.read())
+        return {
+            name: (sig.method_name, sorted(sig.inputs), sorted(sig.outputs))
+            for name, sig in proto.meta_graphs[0].signature_def.items()
+            if name != "__saved_model_init_op"
+        }
+
+    graph, function = signatures("graph"), signatures("function")
+    assert graph == function
+    assert graph["classify"] == ("tensorflow/serving/classify", ["inputs"], ["scores"])
+    assert graph["parsed:classify"] == ("tensorflow/serving/predict", ["num of doors"], ["scores"])
 
 
 def test_rounds_rebuild_nothing_continue_the_input_and_move_weights_in_memory(tmp_path):
