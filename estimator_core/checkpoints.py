@@ -257,7 +257,8 @@ class Checkpointer:
 
     def variable_names(self) -> list[str]:
         """Names of the variables in the latest checkpoint (``global_step`` among them)."""
-        return self._require_format().variable_names(self._latest_reader())
+        reader = self._latest_reader()  # no checkpoint: its ValueError, before any format
+        return self._require_format().variable_names(reader)
 
     def variable_value(self, name: str) -> Any:
         """Value of variable ``name`` (see :meth:`variable_names`) in the latest checkpoint."""

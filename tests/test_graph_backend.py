@@ -36,6 +36,15 @@ def backend_of(estimator):
 # -- choosing the backend -----------------------------------------------------------------
 
 
+def test_variable_names_before_any_checkpoint_say_there_is_none(tmp_path):
+    # backend="auto" with an empty model_dir: no backend is chosen yet, and none is needed
+    estimator = est.Estimator(classifier_model_fn, str(tmp_path), est.RunConfig(**QUIET))
+    with pytest.raises(ValueError, match="Could not find trained model"):
+        estimator.get_variable_names()
+    with pytest.raises(ValueError, match="Could not find trained model"):
+        estimator.get_variable_value("hidden/kernel")
+
+
 def test_auto_runs_tf1_and_keras_3_model_fns_side_by_side(tmp_path, caplog, digits_arrays):
     x, y, xe, ye = digits_arrays
     train = array_input_fn(x, y, repeat=True, shuffle=True)
