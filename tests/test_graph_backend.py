@@ -114,8 +114,8 @@ def test_the_checkpoint_in_model_dir_decides_without_calling_model_fn(tmp_path, 
         return classifier_model_fn(features, labels, mode, params)
 
     resumed = est.Estimator(counting, trained.model_dir, est.RunConfig(**QUIET))
+    assert resumed.get_variable_names() == trained.get_variable_names()  # decided at this call
     assert backend_of(resumed) == "GraphBackend" and not calls
-    assert resumed.get_variable_names() == trained.get_variable_names()
     resumed.train(train_input, steps=5)
     assert calls == ["train"] and resumed.get_global_step_value() == 10
 
