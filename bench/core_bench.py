@@ -22,16 +22,18 @@ from bench.plan import Plan
 bc = wl.bc
 
 
-def inmemory_runner(model_dir: str, jit_compile: bool = False) -> Callable[[int], None]:
+def inmemory_runner(
+    model_dir: str, jit_compile: bool = False, backend: str = "function"
+) -> Callable[[int], None]:
     """``n -> estimator.train(steps=n)`` on 8,192 in-memory rows, no periodic checkpoints,
     summaries or step logs, default ``iterations_per_loop`` (100), and optionally XLA-compiled
-    steps. Each call also checks for a newer checkpoint and saves one at its end (the 1-step
-    fixed cost).
+    steps; ``backend="graph"``: the TF1 model_fn in the graph backend. Each call also checks
+    for a newer checkpoint and saves one at its end (the 1-step fixed cost).
     """
     x, y = wl.inmemory_arrays()
     input_fn = wl.inmemory_input_fn(x, y)
     config = wl.inmemory_config().replace(jit_compile=jit_compile)
-    estimator = wl.make_estimator(model_dir, config)
+    estimator = wl.make_estimator(model_dir, config, backend)
 
     def run_steps(n: int) -> None:
         estimator.train(input_fn, steps=n)
@@ -80,14 +82,17 @@ def _per_step_costs(estimator, train_fn, eval_fn, plan: Plan, fixed: dict) -> di
     }
 
 
-def scenario_a(model_dir: str, variant: str, plan: Plan) -> tuple[dict[str, Any], Any]:
+def scenario_a(
+    model_dir: str, variant: str, plan: Plan, backend: str = "function"
+) -> tuple[dict[str, Any], Any]:
     """Legacy scenario A with one input variant; returns (results, the trained Estimator).
 
     Round switch = fixed cost of a train() plus an evaluate() call (steps=1 probes). Overhead per
     round (rounds 2..R) = round wall - S x per-step train time - E x per-step eval time.
+    ``backend="graph"``: the legacy TF1 model_fn in the graph backend.
     """
     train_fn, eval_fn = wl.INPUT_VARIANTS[variant]
-    estimator = wl.make_estimator(model_dir, wl.scenario_a_config())
+    estimator = wl.make_estimator(model_dir, wl.scenario_a_config(), backend)
     loop = _train_eval_rounds(estimator, train_fn, eval_fn, plan)
     fixed = _fixed_costs(estimator, train_fn, eval_fn, plan)
     per_step = _per_step_costs(estimator, train_fn, eval_fn, plan, fixed)

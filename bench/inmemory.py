@@ -21,6 +21,10 @@ Runner = Callable[[int], None]
 # name -> (factory(model_dir) -> runner, whether the warmup is a full N-step epoch)
 RUNNERS: dict[str, tuple[Callable[[str], Runner], bool]] = {
     "estimator_core": (core_bench.inmemory_runner, False),
+    "estimator_core_graph": (
+        lambda d: core_bench.inmemory_runner(d + "-graph", backend="graph"),
+        False,
+    ),
     "estimator_core_xla": (
         lambda d: core_bench.inmemory_runner(d + "-xla", jit_compile=True),
         False,

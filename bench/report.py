@@ -65,6 +65,26 @@ def comparisons(core: dict[str, Any], base: dict[str, Any], leg: dict[str, Any])
             "x",
         )
     ]
+    graph_rate = base["estimator_core_graph"]["steady_steps_per_s"]
+    legacy_rate = leg["inmemory_steady_steps_per_s"]
+    graph_vs_legacy = ratio(graph_rate, legacy_rate)
+    rows.append(
+        _row(
+            "in-memory steps/s: graph backend (TF1 model_fn) / legacy tf.estimator",
+            graph_vs_legacy,
+            "x",
+            target=">= 1x",
+            passed=None if graph_vs_legacy is None else graph_vs_legacy >= 1.0,
+        )
+    )
+    function_vs_graph = paired.get("estimator_core_graph")
+    rows.append(
+        _row(
+            "in-memory steps/s: graph backend / function backend (paired)",
+            ratio(1.0, function_vs_graph) if function_vs_graph else None,
+            "x",
+        )
+    )
     rows.append(
         _row(
             "in-memory steps/s: estimator_core jit_compile=True / legacy tf.estimator",
@@ -103,6 +123,35 @@ def comparisons(core: dict[str, Any], base: dict[str, Any], leg: dict[str, Any])
                 passed=switch < ROUND_SWITCH_TARGET_S,
             )
         )
+    graph = core.get("graph", {})
+    for name, a in graph.get("scenario_a", {}).items():
+        switch = a["round_switch_s"]
+        rows.append(
+            _row(
+                f"round switch, graph backend ({name.replace('_', '-')})",
+                switch,
+                "s",
+                target=f"< {ROUND_SWITCH_TARGET_S * 1e3:.0f} ms",
+                passed=switch < ROUND_SWITCH_TARGET_S,
+            )
+        )
+        rows.append(
+            _row(
+                f"scenario A total: legacy / graph backend ({name.replace('_', '-')})",
+                ratio(leg["a_total_s"], a["total_s"]),
+                "x",
+            )
+        )
+    if graph.get("predict_export"):
+        gp = graph["predict_export"]
+        rows.append(
+            _row(
+                "predict examples/s (single examples): graph backend / legacy",
+                ratio(gp["predict_single"]["examples_per_s"], leg["predict_single_examples_per_s"]),
+                "x",
+            )
+        )
+        rows.append(_row("export_saved_model, graph backend", gp["export_saved_model_s"], "s"))
     rows += [
         _row("round switch, legacy tf.estimator", leg["a_round_switch_s"], "s"),
         _row(
@@ -236,6 +285,7 @@ def _inmemory_table(core: dict, base: dict, leg: dict) -> str:
     }
     runs = [
         ("estimator_core Estimator.train (iterations_per_loop=100)", core["inmemory"]),
+        ("estimator_core graph backend (TF1 model_fn)", base["estimator_core_graph"]),
         ("estimator_core, RunConfig(jit_compile=True)", base["estimator_core_xla"]),
         ("legacy tf.estimator (TF 2.15 graph mode, one run)", legacy),
         ("tf.function, 1 step per call", base["tf_function_per_step"]),
@@ -284,6 +334,10 @@ def _scenario_a_table(core: dict, leg: dict) -> str:
         row(f"estimator_core, {v}", _core_a(core["scenario_a"][v]))
         for v in ("single_parse", "batch_parse")
     ]
+    rows += [
+        row(f"graph backend (TF1 model_fn), {v}", _core_a(a))
+        for v, a in core.get("graph", {}).get("scenario_a", {}).items()
+    ]
     rows.append(row("legacy tf.estimator, single_parse", _legacy_a(leg)))
     return table(
         [
@@ -326,14 +380,12 @@ def _legacy_a(leg: dict) -> dict:
 
 
 def _predict_table(core: dict, leg: dict) -> str:
-    p = core["predict_export"]
-
     def rate(node: dict) -> str:
         return fmt(node["examples_per_s"], "", 0)
 
-    rows = [
-        [
-            "estimator_core",
+    def row(name: str, p: dict) -> list[str]:
+        return [
+            name,
             rate(p["input_fn_alone"]),
             rate(p["predict_single"]),
             fmt(p["predict_single"].get("python_gc_s"), " s", 3),
@@ -341,7 +393,12 @@ def _predict_table(core: dict, leg: dict) -> str:
             rate(p["predict_batched"]),
             fmt(p["export_saved_model_s"], " s", 3),
             rate(p["savedmodel_serve"]),
-        ],
+        ]
+
+    rows = [row("estimator_core", core["predict_export"])]
+    if core.get("graph", {}).get("predict_export"):
+        rows.append(row("graph backend (TF1 model_fn)", core["graph"]["predict_export"]))
+    rows += [
         [
             "legacy tf.estimator",
             "-",

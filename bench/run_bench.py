@@ -86,6 +86,24 @@ def run_scenario_a_part(plan: Plan, workdir: str, eval_labels: np.ndarray) -> di
     return out
 
 
+def run_graph_part(plan: Plan, workdir: str, eval_labels: np.ndarray) -> dict[str, Any]:
+    """The legacy TF1 model_fn in the graph backend: scenario A (both inputs), predict, export."""
+    out: dict[str, Any] = {"scenario_a": {}}
+    trained = None
+    for variant in wl.INPUT_VARIANTS:
+        progress(f"estimator_core graph backend: scenario A, {variant} input_fn")
+        result, estimator = core_bench.scenario_a(
+            os.path.join(workdir, f"graph_A_{variant}"), variant, plan, backend="graph"
+        )
+        out["scenario_a"][variant] = result
+        trained = trained or estimator
+    progress("estimator_core graph backend: predict")
+    out["predict_export"] = core_bench.predict_and_export(
+        trained, os.path.join(workdir, "graph_export"), eval_labels
+    )
+    return out
+
+
 def environment(bc: Any, manifest: dict[str, Any]) -> dict[str, Any]:
     return {
         "versions": {
@@ -121,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         core_inmemory, results["baselines"] = run_inmemory_part(plan, workdir)
         legacy_scenarios = run_legacy_scenarios(plan)
         core = {"inmemory": core_inmemory, **run_scenario_a_part(plan, workdir, eval_labels)}
+        core["graph"] = run_graph_part(plan, workdir, eval_labels)
         progress("scenario E: train_and_evaluate with two named evals vs Keras fit")
         batched = core["scenario_a"]["batch_parse"]
         core["train_and_evaluate"] = tae_bench.measure(

@@ -1,8 +1,12 @@
 """The benchmarked workload, written for estimator_core: the legacy anchor's model and input_fns.
 
-Model: MLP 784-256-10, Adam(1e-3), sparse softmax cross-entropy, accuracy. Inputs: the legacy
-TFRecords parsed one example at a time (the legacy input_fn, unchanged), the same files batched
-first and parsed with ``parse_example``, and 8,192 rows held in memory.
+Model: MLP 784-256-10, Adam(1e-3), sparse softmax cross-entropy, accuracy, twice: in
+estimator_core's TF2 style (``model_fn``: Keras layers, optimizer and metric; the function
+backend) and as the legacy anchor wrote it in TF1 idioms (``tf1_model_fn``:
+``tf.compat.v1.layers``, ``AdamOptimizer.minimize``, ``tf.compat.v1.metrics``; the graph
+backend). Inputs: the legacy TFRecords parsed one example at a time (the legacy input_fn,
+unchanged), the same files batched first and parsed with ``parse_example``, and 8,192 rows held
+in memory.
 """
 
 from __future__ import annotations
@@ -52,6 +56,32 @@ def model_fn(features: dict[str, tf.Tensor], labels: tf.Tensor, mode: str, param
     return est.EstimatorSpec(mode, loss=loss, train_op=keras.optimizers.Adam(params["lr"]))
 
 
+def tf1_model_fn(features, labels, mode, params):
+    """The legacy anchor's model_fn, in its TF1 idioms (``tf.estimator`` -> ``est``)."""
+    hidden = tf.compat.v1.layers.dense(
+        features["x"], params["hidden"], activation=tf.nn.relu, name="hidden"
+    )
+    logits = tf.compat.v1.layers.dense(hidden, bc.N_CLASSES, name="logits")
+    classes = tf.argmax(logits, axis=1, output_type=tf.int32)
+    predictions = {"classes": classes, "prob": tf.nn.softmax(logits)}
+    if mode == est.ModeKeys.PREDICT:
+        return est.EstimatorSpec(
+            mode,
+            predictions=predictions,
+            export_outputs={"serving_default": est.export.PredictOutput(predictions)},
+        )
+    loss = tf.compat.v1.losses.sparse_softmax_cross_entropy(labels=labels, logits=logits)
+    if mode == est.ModeKeys.EVAL:
+        accuracy = tf.compat.v1.metrics.accuracy(labels=labels, predictions=classes)
+        return est.EstimatorSpec(mode, loss=loss, eval_metric_ops={"accuracy": accuracy})
+    optimizer = tf.compat.v1.train.AdamOptimizer(learning_rate=params["lr"])
+    train_op = optimizer.minimize(loss, global_step=tf.compat.v1.train.get_global_step())
+    return est.EstimatorSpec(mode, loss=loss, train_op=train_op)
+
+
+BACKENDS = {"function": model_fn, "graph": tf1_model_fn}
+
+
 def scenario_a_config() -> est.RunConfig:
     """Legacy scenario A's RunConfig: checkpoints every 500 steps, summaries and logs every 100."""
     return est.RunConfig(
@@ -74,8 +104,16 @@ def inmemory_config() -> est.RunConfig:
     )
 
 
-def make_estimator(model_dir: str, config: est.RunConfig) -> est.Estimator:
-    return est.Estimator(model_fn, model_dir=model_dir, config=config, params=PARAMS)
+def make_estimator(
+    model_dir: str, config: est.RunConfig, backend: str = "function"
+) -> est.Estimator:
+    """The benchmark's model in ``backend``'s style (``BACKENDS``), run by that backend."""
+    return est.Estimator(
+        BACKENDS[backend],
+        model_dir=model_dir,
+        config=config.replace(backend=backend),
+        params=PARAMS,
+    )
 
 
 # -- in-memory input ------------------------------------------------------------------------

@@ -5,8 +5,9 @@ hooks' methods are all called by :class:`estimator_core.hooked_loop.HookedLoop`)
 model_fn in one mode for a number of steps, fetches what the hooks asked for, and reports what
 happened. The TF2 backend (:mod:`estimator_core.function_backend`) traces model_fn into
 ``tf.function`` loops and resolves fetches (names, or the tensors model_fn returned) from the
-loop's values; a TF1 graph backend runs model_fn in a ``tf.compat.v1.Graph`` and ``session.run``s
-the fetches (graph tensors, ops or names) in the same run as the steps.
+loop's values; the graph backend (:mod:`estimator_core.graph_backend`) runs TF1 model_fns in
+``tf.compat.v1`` graphs and sessions and ``session.run``s the fetches (graph tensors, ops or
+names) in the same run as the steps. Which one runs a model_fn: :mod:`estimator_core.backend_choice`.
 
 Fetch requests (``requests``): one entry per hook, in hook order, each the ``SessionRunArgs``
 the hook's ``before_run`` returned, or None. ``LoopResult.hook_values`` holds, for each entry,
@@ -25,8 +26,11 @@ from typing import Any, NamedTuple
 
 import tensorflow as tf
 
+from estimator_core.checkpoints import CheckpointFormat
 from estimator_core.export.serving import ServingInputReceiver
 from estimator_core.hooks import SessionRunValues
+from estimator_core.model_fn import as_dataset
+from estimator_core.run_config import RunConfig
 from estimator_core.spec import EstimatorSpec
 from estimator_core.variables import VariableStore
 
@@ -45,28 +49,25 @@ class LoopResult(NamedTuple):
     hook_values: list[SessionRunValues | None] | None = None
 
 
-class ServingSignatures(NamedTuple):
-    """What :meth:`ModelFnBackend.serving_functions` returns.
-
-    ``functions``: signature name → concrete function taking the receiver tensors as keyword
-    arguments; ``variables``: checkpoint key → variable, those the functions use;
-    ``input_names``: signature name → {argument name the function has: input name}, for the
-    input names that could not be argument names (written into the SavedModel afterwards);
-    ``methods``: signature name → SignatureDef method name (``tensorflow/serving/predict``,
-    ``.../classify`` or ``.../regress``).
-    """
-
-    functions: dict[str, Callable[..., Any]]
-    variables: dict[str, tf.Variable]
-    input_names: dict[str, dict[str, str]]
-    methods: dict[str, str]
-
-
 class ModelFnBackend(abc.ABC):
     """Runs model_fn. Variables live in ``store``; ``global_step`` counts training steps."""
 
     store: VariableStore
     global_step: tf.Variable
+
+    def global_step_value(self) -> int:
+        """The global step of the weights in memory."""
+        return int(self.global_step.numpy())
+
+    def make_input(self, call_input_fn: Callable[[], Any], mode: str) -> Any:
+        """The input of ``call_input_fn`` (the user's input_fn with its arguments bound) in
+        ``mode``: what :meth:`make_iterator` iterates. The Estimator builds it once per
+        input_fn object. Default: a Dataset (:func:`~estimator_core.model_fn.as_dataset`)."""
+        return as_dataset(call_input_fn())
+
+    def is_infinite(self, data: Any) -> bool:
+        """True when the input of :meth:`make_input` never ends."""
+        return int(data.cardinality()) == int(tf.data.INFINITE_CARDINALITY)
 
     def session(self, mode: str) -> Any:
         """The session hooks receive in ``mode`` (``after_create_session``, ``end``,
@@ -135,9 +136,20 @@ class ModelFnBackend(abc.ABC):
         """The EstimatorSpec model_fn returned the last time it was traced in ``mode``."""
 
     @abc.abstractmethod
-    def serving_functions(
-        self, serving_input_receiver_fn: Callable[[], ServingInputReceiver]
-    ) -> ServingSignatures:
-        """The SavedModel signatures of model_fn(PREDICT) on what serving_input_receiver_fn
-        builds (called inside a graph: it may create placeholders): one per ``export_outputs``
-        entry and receiver (see :class:`ServingSignatures`)."""
+    def checkpoint_format(self, config: RunConfig, directory: str) -> CheckpointFormat:
+        """How this backend's weights are written to checkpoints in ``directory`` and read
+        back (see :mod:`estimator_core.checkpoints`)."""
+
+    @abc.abstractmethod
+    def write_saved_model(
+        self,
+        export_dir: str,
+        serving_input_receiver_fn: Callable[[], ServingInputReceiver],
+        checkpoint_path: str,
+    ) -> None:
+        """Write a SavedModel of model_fn(PREDICT) on what serving_input_receiver_fn builds
+        (called inside a graph: it may create placeholders), with the weights of
+        ``checkpoint_path`` (the weights in memory equal it), into the new directory
+        ``export_dir``. Its signatures are tf.estimator's: one per ``export_outputs`` entry and
+        receiver, named, fed and given method names as
+        :class:`~estimator_core.export.ExportOutput` says."""

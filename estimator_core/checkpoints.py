@@ -1,8 +1,12 @@
-"""Checkpoints in model_dir: when to save, how to save, how to restore.
+"""Checkpoints in model_dir: which checkpoint to resume from, saving, restoring, the formats.
 
-Format: ``tf.train.Checkpoint`` files ``model.ckpt-<global step>.{index,data-*}`` and the
-standard ``checkpoint`` state file, so ``tf.train.latest_checkpoint(model_dir)`` finds them.
-TensorFlow writes the data files before it rewrites the state file (atomically), so a crash
+Every backend writes ``model.ckpt-<global step>.{index,data-*}`` and the standard
+``checkpoint`` state file, so ``tf.train.latest_checkpoint(model_dir)`` finds them; what is in
+them is the backend's :class:`CheckpointFormat`: object-based ``tf.train.Checkpoint`` files for
+the function backend (:class:`ObjectCheckpointFormat`), name-based ``tf.compat.v1.train.Saver``
+files, tf.estimator's own, for the graph backend
+(:class:`~estimator_core.graph_backend.SaverCheckpointFormat`). When to save is the
+:class:`~estimator_core.CheckpointSaverHook`'s. TensorFlow writes the data files before it rewrites the state file (atomically), so a crash
 during a save leaves ``checkpoint`` pointing at the previous, complete checkpoint.
 
 The state file is not trusted blindly: when it is unreadable (truncated, garbled), missing
@@ -15,10 +19,12 @@ step 0 (TensorFlow itself only logs "Checkpoint ignored" and starts again).
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import logging
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
@@ -29,17 +35,100 @@ from estimator_core.variables import CHECKPOINT_ROOT, VariableStore, checkpoint_
 logger = logging.getLogger("estimator_core")
 
 CHECKPOINT_NAME = "model.ckpt"
-GLOBAL_STEP_KEY = "global_step/.ATTRIBUTES/VARIABLE_VALUE"
 STATE_FILE = "checkpoint"
 _INDEX_FILE = re.compile(rf"^{re.escape(CHECKPOINT_NAME)}-(\d+)\.index$")
 _DATA_FILE = re.compile(rf"^{re.escape(CHECKPOINT_NAME)}-(\d+)\.data-\d+-of-(\d+)$")
 
 
+class CheckpointFormat(abc.ABC):
+    """How one backend writes the weights in memory to checkpoints and reads them back."""
+
+    #: the key of the global step in this format's checkpoints
+    global_step_key: str
+
+    @abc.abstractmethod
+    def save(self, directory: str, step: int) -> str:
+        """Write ``<directory>/model.ckpt-<step>`` and update the state file; returns its path.
+
+        Keeps ``RunConfig.keep_checkpoint_max`` / ``keep_checkpoint_every_n_hours``."""
+
+    @abc.abstractmethod
+    def restore(self, path: str, reader: tf.train.CheckpointReader) -> None:
+        """Make the weights (and the global step) equal to checkpoint ``path``."""
+
+    @abc.abstractmethod
+    def warm_start(self, settings: WarmStartSettings) -> None:
+        """Initialise the variables ``settings`` selects; keep the global step."""
+
+    @abc.abstractmethod
+    def variable_names(self, reader: tf.train.CheckpointReader) -> list[str]:
+        """The variable names (``get_variable_names()``) of a checkpoint of this format."""
+
+    @abc.abstractmethod
+    def variable_key(self, name: str) -> str:
+        """The key of variable ``name`` in a checkpoint of this format."""
+
+
+class ObjectCheckpointFormat(CheckpointFormat):
+    """The function backend's: the store's checkpointed variables and the global step in a
+    ``tf.train.Checkpoint`` (keys ``variables/<name>/.ATTRIBUTES/VARIABLE_VALUE``)."""
+
+    global_step_key = "global_step/.ATTRIBUTES/VARIABLE_VALUE"
+
+    def __init__(
+        self, store: VariableStore, global_step: tf.Variable, config: RunConfig, directory: str
+    ) -> None:
+        self._store = store
+        self._global_step = global_step
+        self._root = tf.train.Checkpoint(global_step=global_step)
+        self._root.variables = {}
+        self._manager = tf.train.CheckpointManager(
+            self._root,
+            directory,
+            max_to_keep=config.keep_checkpoint_max or None,
+            keep_checkpoint_every_n_hours=config.keep_checkpoint_every_n_hours,
+            checkpoint_name=CHECKPOINT_NAME,
+        )
+
+    def save(self, directory: str, step: int) -> str:
+        for key, variable in self._store.checkpointed.items():
+            if key not in self._root.variables:
+                self._root.variables[key] = variable
+        path = self._manager.save(checkpoint_number=step)
+        self._store.set_pending_checkpoint(None)
+        return path
+
+    def restore(self, path: str, reader: tf.train.CheckpointReader) -> None:
+        self._global_step.assign(reader.get_tensor(self.global_step_key))
+        self._store.restore(reader, path, require_all=True)
+
+    def warm_start(self, settings: WarmStartSettings) -> None:
+        path, reader = _open(settings.ckpt_to_initialize_from, None)
+        assigned = self._store.restore(reader, path, require_all=False, source=settings.source)
+        logger.info("Warm-started %d variable(s) from %s.", len(assigned), path)
+
+    def variable_names(self, reader: tf.train.CheckpointReader) -> list[str]:
+        names = []
+        suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
+        for key in reader.get_variable_to_shape_map():
+            if key == self.global_step_key:
+                names.append("global_step")
+            elif key.startswith(CHECKPOINT_ROOT + "/") and key.endswith(suffix):
+                names.append(_unescape(key[len(CHECKPOINT_ROOT) + 1 : -len(suffix)]))
+        return sorted(names)
+
+    def variable_key(self, name: str) -> str:
+        return self.global_step_key if name == "global_step" else checkpoint_key(name)
+
+
 class Checkpointer:
-    """Saves the store's checkpointed variables and the global step; restores them.
+    """Which checkpoint to resume from, and saving and restoring through the backend's
+    :class:`CheckpointFormat`.
 
     ``loaded_path`` is the checkpoint the variables in memory are equal to (``None`` when they
-    equal none), which lets the Estimator skip restoring what it already holds.
+    equal none), which lets the Estimator skip restoring what it already holds. ``format`` may
+    be set after construction (the Estimator learns its backend on its first call); only
+    :meth:`latest` works without it.
 
     ``save_dir`` (a non-chief worker's throwaway directory) receives the saves instead of
     model_dir; :meth:`latest` is then the latest there, or model_dir's before the first save
@@ -50,28 +139,23 @@ class Checkpointer:
     def __init__(
         self,
         model_dir: str,
-        store: VariableStore,
-        global_step: tf.Variable,
-        config: RunConfig,
+        checkpoint_format: CheckpointFormat | None,
+        global_step: Callable[[], int],
         save_dir: str | None = None,
     ) -> None:
         self._model_dir = model_dir
         self._save_dir = save_dir
-        self._store = store
+        self.format = checkpoint_format
         self._global_step = global_step
-        self._root = tf.train.Checkpoint(global_step=global_step)
-        self._root.variables = {}
         self._reported: set[str] = set()
         if save_dir is None:  # only the chief writes model_dir
             _repair_state_file(model_dir)
-        self._manager = tf.train.CheckpointManager(
-            self._root,
-            save_dir or model_dir,
-            max_to_keep=config.keep_checkpoint_max or None,
-            keep_checkpoint_every_n_hours=config.keep_checkpoint_every_n_hours,
-            checkpoint_name=CHECKPOINT_NAME,
-        )
         self.loaded_path: str | None = None
+
+    @property
+    def directory(self) -> str:
+        """Where the saves go: model_dir, or a non-chief worker's ``save_dir``."""
+        return self._save_dir or self._model_dir
 
     @property
     def model_dir(self) -> str:
@@ -85,23 +169,19 @@ class Checkpointer:
 
     def save(self) -> str:
         """Write a checkpoint numbered by the global step; returns its path."""
-        for key, variable in self._store.checkpointed.items():
-            if key not in self._root.variables:
-                self._root.variables[key] = variable
-        step = int(self._global_step.numpy())
+        step = self._global_step()
+        directory = self.directory
         try:
-            path = self._manager.save(checkpoint_number=step)
+            path = self._require_format().save(directory, step)
         except Exception:
             # A failed save (a full disk) leaves TensorFlow's temporary shard folder behind;
             # the state file still names the previous checkpoint, which stays valid.
-            directory = self._save_dir or self._model_dir
             for leftover in tf.io.gfile.glob(
                 os.path.join(directory, f"{CHECKPOINT_NAME}-{step}_temp*")
             ):
                 tf.io.gfile.rmtree(leftover)
             raise
         self.loaded_path = path
-        self._store.set_pending_checkpoint(None)
         return path
 
     def restore_latest(self) -> str | None:
@@ -115,7 +195,7 @@ class Checkpointer:
             if path == self.loaded_path:
                 return path
             try:
-                _verify(path)
+                _verify(path, self._require_format().global_step_key)
                 self.restore(path)
             except (ValueError, tf.errors.OpError) as err:
                 logger.warning("Checkpoint %s is damaged, trying an older one: %s", path, err)
@@ -160,25 +240,47 @@ class Checkpointer:
 
     def restore(self, path: str) -> None:
         """Make the variables equal to checkpoint ``path`` (a prefix or a directory)."""
-        path, reader = _open(path)
-        self._global_step.assign(reader.get_tensor(GLOBAL_STEP_KEY))
-        self._store.restore(reader, path, require_all=True)
+        checkpoint_format = self._require_format()
+        path, reader = _open(path, checkpoint_format.global_step_key)
+        try:
+            checkpoint_format.restore(path, reader)
+        except (
+            IndexError,
+            tf.errors.OpError,
+        ) as err:  # a damaged data file (IndexError: truncated)
+            raise ValueError(f"cannot read checkpoint {path}: {err}") from err
         self.loaded_path = path
 
     def warm_start(self, settings: WarmStartSettings) -> None:
         """Initialise the variables ``settings`` selects from its checkpoint; keep the global step."""
-        path, reader = _open(settings.ckpt_to_initialize_from, require_global_step=False)
-        assigned = self._store.restore(reader, path, require_all=False, source=settings.source)
-        logger.info("Warm-started %d variable(s) from %s.", len(assigned), path)
+        self._require_format().warm_start(settings)
+
+    def variable_names(self) -> list[str]:
+        """Names of the variables in the latest checkpoint (``global_step`` among them)."""
+        reader = self._latest_reader()  # no checkpoint: its ValueError, before any format
+        return self._require_format().variable_names(reader)
+
+    def variable_value(self, name: str) -> Any:
+        """Value of variable ``name`` (see :meth:`variable_names`) in the latest checkpoint."""
+        reader = self._latest_reader()
+        key = self._require_format().variable_key(name)
+        if not reader.has_tensor(key):
+            raise ValueError(f"variable {name!r} is not in checkpoint {self.latest()}")
+        return reader.get_tensor(key)
+
+    def _latest_reader(self) -> tf.train.CheckpointReader:
+        latest = self.latest()
+        if latest is None:
+            raise ValueError(f"Could not find trained model in model_dir: {self._model_dir}.")
+        return tf.train.load_checkpoint(latest)
+
+    def _require_format(self) -> CheckpointFormat:
+        assert self.format is not None, "the backend (and its format) is chosen first"
+        return self.format
 
     def holds_step(self, global_step: int) -> bool:
         """True when the weights in memory equal a saved checkpoint of ``global_step``."""
         return self.loaded_path is not None and checkpoint_step(self.loaded_path) == global_step
-
-    @property
-    def checkpoint_paths(self) -> list[str]:
-        """Checkpoints kept in model_dir, oldest first."""
-        return list(self._manager.checkpoints)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,11 +311,13 @@ class WarmStartSettings:
         return (self.var_name_to_prev_var_name or {}).get(key, key)
 
 
-def _open(path: str, require_global_step: bool = True) -> tuple[str, tf.train.CheckpointReader]:
+def resolve_checkpoint(path: str | os.PathLike) -> str:
+    """A checkpoint prefix for ``path``: itself, a directory's newest whole checkpoint, or an
+    exported SavedModel's variables."""
     path = os.fspath(path)
     if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
-        path = os.path.join(path, "variables", "variables")
-    elif tf.io.gfile.isdir(path):
+        return os.path.join(path, "variables", "variables")
+    if tf.io.gfile.isdir(path):
         found = find_checkpoints(path)
         if not found.paths:
             problem = f" (its state file {found.problem})" if found.problem else ""
@@ -225,19 +329,30 @@ def _open(path: str, require_global_step: bool = True) -> tuple[str, tf.train.Ch
                 found.problem,
                 found.paths[0],
             )
-        path = found.paths[0]
+        return found.paths[0]
+    return path
+
+
+def _open(path: str, global_step_key: str | None) -> tuple[str, tf.train.CheckpointReader]:
+    """``(prefix, reader)`` of ``path``; with ``global_step_key``, the checkpoint must hold it
+    (it was written by an Estimator of this backend)."""
+    path = resolve_checkpoint(path)
     try:
         reader = tf.train.load_checkpoint(path)
-    except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as err:
+    except (tf.errors.OpError, ValueError) as err:
         raise ValueError(f"cannot read checkpoint {path}: {err}") from err
-    if require_global_step and not reader.has_tensor(GLOBAL_STEP_KEY):
-        raise ValueError(f"checkpoint {path} was not written by an estimator_core Estimator")
+    if global_step_key is not None and not reader.has_tensor(global_step_key):
+        raise ValueError(
+            f"checkpoint {path} has no global step under {global_step_key!r}: it was not "
+            "written by an Estimator of this backend (function backend: object-based "
+            "tf.train.Checkpoint; graph backend: name-based tf.compat.v1.train.Saver)"
+        )
     return path, reader
 
 
-def _verify(path: str) -> None:
+def _verify(path: str, global_step_key: str) -> None:
     """Read every tensor of checkpoint ``path``: TensorFlow checks each one's checksum."""
-    _, reader = _open(path)
+    _, reader = _open(path, global_step_key)
     for key in reader.get_variable_to_shape_map():
         try:
             reader.get_tensor(key)
@@ -333,26 +448,6 @@ def _repair_state_file(directory: str) -> None:
         CHECKPOINT_NAME,
         os.path.basename(found.paths[0]),
     )
-
-
-def variable_names(reader: tf.train.CheckpointReader) -> list[str]:
-    """The Estimator's names of the variables in a checkpoint (``global_step`` among them)."""
-    names = []
-    suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
-    for key in reader.get_variable_to_shape_map():
-        if key == GLOBAL_STEP_KEY:
-            names.append("global_step")
-        elif key.startswith(CHECKPOINT_ROOT + "/") and key.endswith(suffix):
-            names.append(_unescape(key[len(CHECKPOINT_ROOT) + 1 : -len(suffix)]))
-    return sorted(names)
-
-
-def variable_value(reader: tf.train.CheckpointReader, name: str, path: str | None) -> Any:
-    """The value of variable ``name`` (see :func:`variable_names`) in checkpoint ``path``."""
-    key = GLOBAL_STEP_KEY if name == "global_step" else checkpoint_key(name)
-    if not reader.has_tensor(key):
-        raise ValueError(f"variable {name!r} is not in checkpoint {path}")
-    return reader.get_tensor(key)
 
 
 def _unescape(escaped: str) -> str:

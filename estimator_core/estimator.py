@@ -16,24 +16,17 @@ import tensorflow as tf
 
 from estimator_core import hooks as hooks_lib
 from estimator_core.backend import LoopResult, ModelFnBackend
-from estimator_core.checkpoints import (
-    Checkpointer,
-    WarmStartSettings,
-    variable_names,
-    variable_value,
-)
+from estimator_core.backend_choice import BackendChoice
+from estimator_core.checkpoints import Checkpointer, WarmStartSettings
 from estimator_core.distribute import EVALUATOR, PS, input_context, training_strategy
 from estimator_core.eval_history import EvalRecorder, eval_dir
-from estimator_core.export.saved_model import finish_signatures
 from estimator_core.export.serving import ServingInputReceiver
-from estimator_core.function_backend import FunctionBackend
 from estimator_core.hooked_loop import HookedLoop
 from estimator_core.mode_keys import ModeKeys
-from estimator_core.model_fn import ModelFn, call_input_fn, check_model_fn
+from estimator_core.model_fn import ModelFn, check_model_fn, input_fn_call
 from estimator_core.predictions import select_keys, single_examples
 from estimator_core.run_config import RunConfig, apply_session_config
 from estimator_core.spec import EstimatorSpec
-from estimator_core.variables import CHECKPOINT_ROOT
 
 logger = logging.getLogger("estimator_core")
 
@@ -129,23 +122,17 @@ class Estimator:
         self._train_writer = tf.summary.create_file_writer(private_dir or model_dir)
         self._eval_recorder = EvalRecorder()
         self._train_input: tuple[Callable[..., Any], Any, bool] | None = None
-        self._eval_inputs: list[tuple[Callable[..., Any], tf.data.Dataset]] = []
-        self._backend: ModelFnBackend = FunctionBackend(
-            self._model_fn,
-            self._train_writer,
-            config.save_summary_steps,
-            run_eagerly=config.run_eagerly,
-            jit_compile=config.jit_compile,
-            mixed_precision=config.mixed_precision,
-            strategy=strategy,
+        self._eval_inputs: list[tuple[Callable[..., Any], Any]] = []
+        self._checkpointer = Checkpointer(model_dir, None, self._global_step, save_dir=private_dir)
+        # Made here when RunConfig forces a backend; with backend="auto" on the first call, by
+        # its checkpoint or its input (see backend_choice). The checkpoint is not looked at
+        # here: a damaged model_dir is the first call's error, not the constructor's.
+        self._backend: ModelFnBackend | None = None
+        self._backend_choice = BackendChoice(
+            self._model_fn, self._config, self._train_writer, self._adopt
         )
-        self._checkpointer = Checkpointer(
-            model_dir,
-            self._backend.store,
-            self._backend.global_step,
-            self._config,
-            save_dir=private_dir,
-        )
+        if self._config.backend != "auto":
+            self._backend_choice.without_input(None)
 
     # -- properties -------------------------------------------------------------------------
 
@@ -220,6 +207,11 @@ class Estimator:
         for name, value in (("steps", steps), ("max_steps", max_steps)):
             if value is not None and (not isinstance(value, (int, np.integer)) or value <= 0):
                 raise ValueError(f"Must specify {name} > 0, given: {value!r}")
+        # With backend="auto" and no checkpoint yet, the input decides the backend (there is
+        # nothing to restore before it but a warm start).
+        training_input = (
+            None if self._decide_backend_without_input() else self._training_input(input_fn)
+        )
         self._restore_for_training()
         start = self._global_step()
         if max_steps is not None and start >= max_steps:
@@ -227,10 +219,11 @@ class Estimator:
             return self
         target = start + steps if steps is not None else max_steps
         saver, hooks = self._saver(hooks, listeners, start)
-        iterator, infinite = self._training_input(input_fn)
-        self._backend.prepare(ModeKeys.TRAIN, iterator, infinite)
+        iterator, infinite = training_input or self._training_input(input_fn)
+        backend = self._chosen_backend()
+        backend.prepare(ModeKeys.TRAIN, iterator, infinite)
         loop = HookedLoop(
-            self._backend,
+            backend,
             ModeKeys.TRAIN,
             leading=[saver, *self._step_counter()],
             hooks=hooks + self._builtin_training_hooks(),
@@ -244,7 +237,7 @@ class Estimator:
                 self._config.iterations_per_loop, step, [target, loop.next_trigger(step)]
             )
             result, stop = loop.run(
-                lambda requests, n=num_steps: self._backend.train(iterator, n, infinite, requests),
+                lambda requests, n=num_steps: backend.train(iterator, n, infinite, requests),
                 num_steps,
                 self._global_step,
             )
@@ -285,6 +278,7 @@ class Estimator:
         hooks = _checked(hooks, hooks_lib.is_session_run_hook, _HOOKS)
         if steps is not None and steps <= 0:
             raise ValueError(f"Must specify steps > 0, given: {steps}")
+        self._decide_backend_without_input(checkpoint_path)
         self._restore_for_inference(checkpoint_path, required=False)
         return self.evaluate_in_memory(input_fn, steps, hooks, name)
 
@@ -304,19 +298,20 @@ class Estimator:
         metrics. :class:`~estimator_core.InMemoryEvaluatorHook` uses it.
         """
         hooks = _checked(hooks, hooks_lib.is_session_run_hook, _HOOKS)
-        dataset = self._evaluation_input(input_fn)
-        infinite = _is_infinite(dataset)
+        evaluation_input = self._evaluation_input(input_fn)
+        backend = self._chosen_backend()
+        infinite = backend.is_infinite(evaluation_input)
         if infinite and steps is None:
             raise ValueError(
                 "evaluate: input_fn's dataset repeats forever, so the evaluation would never "
                 "end; give steps, or do not repeat() the evaluation data"
             )
-        iterator = self._backend.make_iterator(dataset, ModeKeys.EVAL)
-        self._backend.prepare(ModeKeys.EVAL, iterator, infinite)
-        loop = HookedLoop(self._backend, ModeKeys.EVAL, hooks=hooks)
+        iterator = backend.make_iterator(evaluation_input, ModeKeys.EVAL)
+        backend.prepare(ModeKeys.EVAL, iterator, infinite)
+        loop = HookedLoop(backend, ModeKeys.EVAL, hooks=hooks)
         step = self._global_step()
         loop.begin(step)
-        self._backend.reset_metrics()
+        backend.reset_metrics()
         done = 0
         while steps is None or done < steps:
             per_step = loop.next_trigger(step) is not None
@@ -324,9 +319,7 @@ class Estimator:
             if steps is not None:
                 num_steps = min(num_steps, steps - done)
             result, stop = loop.run(
-                lambda requests, n=num_steps: self._backend.evaluate(
-                    iterator, n, infinite, requests
-                ),
+                lambda requests, n=num_steps: backend.evaluate(iterator, n, infinite, requests),
                 num_steps,
                 self._global_step,
             )
@@ -338,7 +331,7 @@ class Estimator:
         if done == 0:
             raise ValueError("input_fn yielded no data: evaluation ran no step")
         loop.end()
-        results: dict[str, Any] = dict(self._backend.metric_results())
+        results: dict[str, Any] = dict(backend.metric_results())
         results["global_step"] = step
         self._eval_recorder.record(self.eval_dir(name), results)
         logger.info(
@@ -369,18 +362,19 @@ class Estimator:
         """
         hooks = _checked(hooks, hooks_lib.is_session_run_hook, _HOOKS)
         keys = [predict_keys] if isinstance(predict_keys, str) else predict_keys
+        self._decide_backend_without_input(checkpoint_path)
         self._restore_for_inference(checkpoint_path, required=False)
-        iterator = self._backend.make_iterator(
-            self._input(input_fn, ModeKeys.PREDICT), ModeKeys.PREDICT
-        )
-        self._backend.prepare(ModeKeys.PREDICT, iterator)
-        loop = HookedLoop(self._backend, ModeKeys.PREDICT, hooks=hooks)
+        predict_input = self._input(input_fn, ModeKeys.PREDICT)
+        backend = self._chosen_backend()
+        iterator = backend.make_iterator(predict_input, ModeKeys.PREDICT)
+        backend.prepare(ModeKeys.PREDICT, iterator)
+        loop = HookedLoop(backend, ModeKeys.PREDICT, hooks=hooks)
         loop.begin(self._global_step())
         batches_per_call = 1 if loop.hooks else self._config.iterations_per_loop
         batches: list[Any] = []
 
         def run(requests: list[Any]) -> LoopResult:
-            batches[:], hook_values = self._backend.predict(iterator, batches_per_call, requests)
+            batches[:], hook_values = backend.predict(iterator, batches_per_call, requests)
             return LoopResult(len(batches), {}, hook_values)
 
         while True:
@@ -423,18 +417,18 @@ class Estimator:
         ``export_dir_base`` may be ``str``, ``bytes`` or a path object).
         """
         export_dir_base = os.fsdecode(export_dir_base)
+        self._decide_backend_without_input(checkpoint_path)
         self._restore_for_inference(checkpoint_path, required=True)
-        serving = self._backend.serving_functions(serving_input_receiver_fn)
-        # Keyed like the Estimator's checkpoints, so a SavedModel can be warm-started from.
-        root = tf.train.Checkpoint(**{CHECKPOINT_ROOT: serving.variables})
+        backend = self._chosen_backend()
         tf.io.gfile.makedirs(export_dir_base)
         final_dir = _fresh_timestamp_dir(export_dir_base)
         temp_dir = os.path.join(
             export_dir_base, f".temp-{os.path.basename(final_dir)}-{os.getpid()}"
         )
         try:
-            tf.saved_model.save(root, temp_dir, signatures=serving.functions)
-            finish_signatures(temp_dir, serving.input_names, serving.methods)
+            backend.write_saved_model(
+                temp_dir, serving_input_receiver_fn, self._checkpointer.loaded_path
+            )
             if as_text:
                 _write_pbtxt(temp_dir)
             for dest, source in (assets_extra or {}).items():
@@ -457,11 +451,13 @@ class Estimator:
 
     def get_variable_names(self) -> list[str]:
         """Names of the variables in the latest checkpoint (``global_step`` among them)."""
-        return variable_names(self._latest_reader())
+        self._decide_backend_without_input()
+        return self._checkpointer.variable_names()
 
     def get_variable_value(self, name: str) -> np.ndarray:
         """Value of variable ``name`` (see :meth:`get_variable_names`) in the latest checkpoint."""
-        return variable_value(self._latest_reader(), name, self.latest_checkpoint())
+        self._decide_backend_without_input()
+        return self._checkpointer.variable_value(name)
 
     def eval_dir(self, name: str | None = None) -> str:
         """Directory of evaluation summaries: ``model_dir/eval`` or ``model_dir/eval_<name>``."""
@@ -474,14 +470,36 @@ class Estimator:
     # -- internals --------------------------------------------------------------------------
 
     def _global_step(self) -> int:
-        return int(self._backend.global_step.numpy())
+        return self._backend.global_step_value() if self._backend is not None else 0
 
-    def _input(self, input_fn: Callable[..., tf.data.Dataset], mode: str) -> tf.data.Dataset:
+    def _chosen_backend(self) -> ModelFnBackend:
+        assert self._backend is not None, "the backend is chosen by the call's input"
+        return self._backend
+
+    def _decide_backend_without_input(self, checkpoint_path: str | None = None) -> bool:
+        """Choose the backend where no input is needed: when RunConfig forces one, or by the
+        format of a checkpoint (``checkpoint_path`` or the latest in model_dir). True when the
+        backend is chosen (see :mod:`estimator_core.backend_choice`)."""
+        checkpoint = checkpoint_path or self._checkpointer.latest()
+        return self._backend_choice.without_input(checkpoint) is not None
+
+    def _adopt(self, backend: ModelFnBackend) -> None:
+        self._backend = backend
+        self._checkpointer.format = backend.checkpoint_format(
+            self._config, self._checkpointer.directory
+        )
+
+    def _input(self, input_fn: Callable[..., Any], mode: str) -> Any:
+        """``input_fn``'s input in the backend's form (a Dataset for the function backend);
+        with backend="auto" the first one decides the backend."""
         context = self._input_context if mode != ModeKeys.PREDICT else None
-        return call_input_fn(input_fn, mode, self._params, self._config, context)
+        call = input_fn_call(input_fn, mode, self._params, self._config, context)
+        if not self._decide_backend_without_input():
+            return self._backend_choice.with_input(mode, call)
+        return self._chosen_backend().make_input(call, mode)
 
-    def _evaluation_input(self, input_fn: Callable[..., tf.data.Dataset]) -> tf.data.Dataset:
-        """The dataset to evaluate on, built once per ``input_fn`` object (each evaluation
+    def _evaluation_input(self, input_fn: Callable[..., Any]) -> Any:
+        """The input to evaluate on, built once per ``input_fn`` object (each evaluation
         iterates it from its beginning)."""
         for cached_fn, dataset in self._eval_inputs:
             if cached_fn is input_fn:
@@ -490,13 +508,14 @@ class Estimator:
         self._eval_inputs = [(input_fn, dataset), *self._eval_inputs[: _EVAL_INPUTS_KEPT - 1]]
         return dataset
 
-    def _training_input(self, input_fn: Callable[..., tf.data.Dataset]) -> tuple[Any, bool]:
+    def _training_input(self, input_fn: Callable[..., Any]) -> tuple[Any, bool]:
         """The iterator to train on: the previous train() call's when ``input_fn`` is the same
         object and its input has not ended, else a new one from ``input_fn()``."""
         if self._train_input is None or self._train_input[0] is not input_fn:
-            dataset = self._input(input_fn, ModeKeys.TRAIN)
-            iterator = self._backend.make_iterator(dataset, ModeKeys.TRAIN)
-            self._train_input = (input_fn, iterator, _is_infinite(dataset))
+            training_input = self._input(input_fn, ModeKeys.TRAIN)
+            backend = self._chosen_backend()
+            iterator = backend.make_iterator(training_input, ModeKeys.TRAIN)
+            self._train_input = (input_fn, iterator, backend.is_infinite(training_input))
         return self._train_input[1], self._train_input[2]
 
     def _restore_for_training(self) -> None:
@@ -563,12 +582,6 @@ class Estimator:
             )
         return hooks
 
-    def _latest_reader(self) -> tf.train.CheckpointReader:
-        latest = self.latest_checkpoint()
-        if latest is None:
-            raise ValueError(f"Could not find trained model in model_dir: {self.model_dir}.")
-        return tf.train.load_checkpoint(latest)
-
 
 def _with(config: RunConfig, **values: Any) -> RunConfig:
     """``config`` with ``values`` where they differ (the same object when none does)."""
@@ -589,10 +602,6 @@ def _checked(values: Sequence[Any] | None, valid: Callable[[Any], bool], what: s
 
 def _norm(path: str) -> str:
     return os.path.normpath(os.path.abspath(path)) if "://" not in path else path.rstrip("/")
-
-
-def _is_infinite(dataset: tf.data.Dataset) -> bool:
-    return int(dataset.cardinality()) == int(tf.data.INFINITE_CARDINALITY)
 
 
 def _loop_length(iterations_per_loop: int, step: int, bounds: list[int | None]) -> int:

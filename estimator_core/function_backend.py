@@ -25,29 +25,49 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework import ops as _tf_ops  # the gradient registry: see below
 
-from estimator_core.backend import LoopResult, ModelFnBackend, ServingSignatures
+from estimator_core.backend import LoopResult, ModelFnBackend
+from estimator_core.checkpoints import ObjectCheckpointFormat
 from estimator_core.distribute import placeholder_element
+from estimator_core.export.saved_model import finish_signatures
 from estimator_core.export.serving import (
     ServingInputReceiver,
-    TensorServingInputReceiver,
+    checked_receiver,
     unique_op_names,
 )
 from estimator_core.hooks import SessionRunValues
 from estimator_core.mode_keys import ModeKeys
 from estimator_core.model_fn import ModelFn, split_element
+from estimator_core.run_config import RunConfig
 from estimator_core.spec import EstimatorSpec
 from estimator_core.training_util import global_step_scope
-from estimator_core.variables import VariableStore
+from estimator_core.variables import CHECKPOINT_ROOT, VariableStore
 
 _GLOBAL_STEP = "global_step"
 _LOSS_AND_COUNT = "_loss_and_count"
+
+
+class ServingSignatures(NamedTuple):
+    """What :meth:`FunctionBackend.serving_functions` returns.
+
+    ``functions``: signature name → concrete function taking the receiver tensors as keyword
+    arguments; ``variables``: checkpoint key → variable, those the functions use;
+    ``input_names``: signature name → {argument name the function has: input name}, for the
+    input names that could not be argument names (written into the SavedModel afterwards);
+    ``methods``: signature name → SignatureDef method name (``tensorflow/serving/predict``,
+    ``.../classify`` or ``.../regress``).
+    """
+
+    functions: dict[str, Callable[..., Any]]
+    variables: dict[str, tf.Variable]
+    input_names: dict[str, dict[str, str]]
+    methods: dict[str, str]
 
 
 class FunctionBackend(ModelFnBackend):
@@ -266,6 +286,24 @@ class FunctionBackend(ModelFnBackend):
     def traced_spec(self, mode: str) -> EstimatorSpec | None:
         return self._specs.get(mode)
 
+    def checkpoint_format(self, config: RunConfig, directory: str) -> ObjectCheckpointFormat:
+        return ObjectCheckpointFormat(self.store, self.global_step, config, directory)
+
+    def write_saved_model(
+        self,
+        export_dir: str,
+        serving_input_receiver_fn: Callable[[], ServingInputReceiver],
+        checkpoint_path: str,
+    ) -> None:
+        """``tf.saved_model.save`` of :meth:`serving_functions` (the weights in memory, which
+        equal ``checkpoint_path``), with the signatures finished as tf.estimator wrote them
+        (:func:`~estimator_core.export.saved_model.finish_signatures`)."""
+        serving = self.serving_functions(serving_input_receiver_fn)
+        # Keyed like the Estimator's checkpoints, so a SavedModel can be warm-started from.
+        root = tf.train.Checkpoint(**{CHECKPOINT_ROOT: serving.variables})
+        tf.saved_model.save(root, export_dir, signatures=serving.functions)
+        finish_signatures(export_dir, serving.input_names, serving.methods)
+
     def serving_functions(
         self, serving_input_receiver_fn: Callable[[], ServingInputReceiver]
     ) -> ServingSignatures:
@@ -276,12 +314,7 @@ class FunctionBackend(ModelFnBackend):
         built: dict[str, Any] = {}
 
         def build(may_create: bool) -> None:
-            receiver = serving_input_receiver_fn()
-            if not isinstance(receiver, (ServingInputReceiver, TensorServingInputReceiver)):
-                raise TypeError(
-                    "serving_input_receiver_fn must return an estimator_core.export."
-                    f"ServingInputReceiver, got {type(receiver).__name__}"
-                )
+            receiver = checked_receiver(serving_input_receiver_fn())
             with self.store.model_fn_call(ModeKeys.PREDICT, allow_creation=may_create) as call:
                 spec = self._model_fn(receiver.features, None, ModeKeys.PREDICT)
             built.update(receiver=receiver, spec=spec, used=call.used)
@@ -466,7 +499,8 @@ class FunctionBackend(ModelFnBackend):
                 raise ValueError(
                     f"eval_metric_ops[{name!r}] is a TF1 (value, update_op) pair: the TF2 "
                     "function backend streams metric objects only; use a Keras metric "
-                    "(e.g. estimator_core.metrics.mean(...)) updated in model_fn"
+                    "(e.g. estimator_core.metrics.mean(...)) updated in model_fn, or run the "
+                    "TF1 model_fn in the graph backend (RunConfig(backend='graph'))"
                 )
         loss = tf.cast(spec.loss, tf.float32)
         if self._strategy is None:

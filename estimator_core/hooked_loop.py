@@ -3,7 +3,7 @@
 A call's life, in pseudo-code::
 
     loop = HookedLoop(backend, mode, leading, hooks, chief)
-    loop.begin(global_step)       # begin(), after_create_session(session, None), start_at(step)
+    loop.begin(global_step)       # begin(), after_create_session(session, coord), start_at(step)
     while ...:
         n = min(steps wanted, loop.next_trigger(global_step) - global_step, ...)
         result, stop = loop.run(lambda requests: backend.train(iterator, n, infinite, requests), n)
@@ -128,9 +128,11 @@ class HookedLoop:
             with self._backend.hook_scope(self._mode, hook):
                 hook.begin()
         session = self._backend.session(self._mode)
+        # TF1 hooks get a Coordinator with a real session (the graph backend's), as in TF1.
+        coordinator = tf.compat.v1.train.Coordinator() if session is not None else None
         for hook in hooks:
             with self._backend.hook_scope(self._mode, hook):
-                hook.after_create_session(session, None)
+                hook.after_create_session(session, coordinator)
                 start_at = getattr(hook, "start_at", None)
                 if callable(start_at):
                     start_at(self._global_step)

@@ -129,28 +129,34 @@ class ModelFn:
         return tf.compat.v1.device(device_fn)
 
 
-def call_input_fn(
+def input_fn_call(
     input_fn: Callable[..., Any],
     mode: str,
     params: dict,
     config: Any,
     input_context: tf.distribute.InputContext | None = None,
-) -> tf.data.Dataset:
-    """Call input_fn with the arguments it declares (``mode``, ``params``, ``config``,
-    ``input_context``: None without a distribution strategy) and return its Dataset.
-
-    An input_fn that returns tensors or Python values instead (``(features, labels)``, or
-    features) has them repeated as one constant batch, ``Dataset.from_tensors(value).repeat()``:
-    TF1 graph mode fed the same tensors at every step. The first batch of an iterator
-    (``make_one_shot_iterator(...).get_next()`` called eagerly) is such a value: return the
-    Dataset itself to iterate it.
-    """
+) -> Callable[[], Any]:
+    """``input_fn`` bound to the arguments it declares (``mode``, ``params``, ``config``,
+    ``input_context``: None without a distribution strategy). The backend calls it where its
+    input must be built (the graph backend: inside its graph) and takes what it returns in its
+    own form (the function backend: :func:`as_dataset`)."""
     if not callable(input_fn):
         raise TypeError(f"input_fn must be callable, got {type(input_fn).__name__}")
     args = declared_args(input_fn)
     available = {"mode": mode, "params": params, "config": config, "input_context": input_context}
     kwargs = {name: value for name, value in available.items() if "*" in args or name in args}
-    result = input_fn(**kwargs)
+    return functools.partial(input_fn, **kwargs)
+
+
+def as_dataset(result: Any) -> tf.data.Dataset:
+    """An input_fn's result as a Dataset (the function backend's input).
+
+    An input_fn that returns tensors or Python values instead (``(features, labels)``, or
+    features) has them repeated as one constant batch, ``Dataset.from_tensors(value).repeat()``:
+    TF1 graph mode fed the same tensors at every step. The first batch of an iterator
+    (``make_one_shot_iterator(...).get_next()`` called eagerly) is such a value: return the
+    Dataset itself to iterate it (or run the model_fn in the graph backend, which iterates it).
+    """
     if isinstance(result, tf.data.Dataset):
         return result
     try:

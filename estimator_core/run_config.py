@@ -19,6 +19,8 @@ _USE_DEFAULT = object()
 DEFAULT_CHECKPOINT_SECS = 600
 MIXED_PRECISION_POLICIES = (None, "mixed_float16", "mixed_bfloat16")
 PROTOCOLS = (None, "grpc")
+BACKENDS = ("auto", "graph", "function")
+BACKEND_ENV_VAR = "ESTIMATOR_CORE_BACKEND"
 
 _SESSION_CONFIG_KEYS = (
     "intra_op_parallelism_threads",
@@ -53,6 +55,7 @@ _REPLACEABLE = (
     "run_eagerly",
     "jit_compile",
     "mixed_precision",
+    "backend",
 )
 
 
@@ -108,6 +111,10 @@ class RunConfig:
       dtype policy when the Estimator is built (process-wide: layers compute in 16 bits, keep
       float32 variables); with ``mixed_float16`` a Keras optimizer ``train_op`` gets dynamic
       loss scaling. Cast the loss to float32 in model_fn.
+    * ``backend``: which backend runs model_fn: ``"function"`` (TF2: ``tf.function`` loops,
+      Keras 3), ``"graph"`` (TF1 model_fns unmodified: ``tf.compat.v1`` graphs and sessions)
+      or ``"auto"`` (decided on the first call; see :mod:`estimator_core.backend_choice`).
+      ``None`` reads the environment variable ``ESTIMATOR_CORE_BACKEND``, else ``"auto"``.
 
     ``session_config`` is a TF1 ``ConfigProto`` (or a non-empty dict of the TF2 settings it
     maps to) whose fields are applied to TF2's process-wide settings: see
@@ -171,6 +178,7 @@ class RunConfig:
         run_eagerly: bool = False,
         jit_compile: bool = False,
         mixed_precision: str | None = None,
+        backend: str | None = None,
     ) -> None:
         steps_default = save_checkpoints_steps is _USE_DEFAULT
         secs_default = save_checkpoints_secs is _USE_DEFAULT
@@ -206,6 +214,7 @@ class RunConfig:
             or os.environ.get("ESTIMATOR_CORE_RUN_EAGERLY", "") not in ("", "0"),
             "jit_compile": bool(jit_compile),
             "mixed_precision": mixed_precision,
+            "backend": configured_backend(backend),
         }
         for name, value in settings.items():
             setattr(self, f"_{name}", value)
@@ -314,6 +323,11 @@ class RunConfig:
     def mixed_precision(self) -> str | None:
         return self._mixed_precision
 
+    @property
+    def backend(self) -> str:
+        """``"auto"``, ``"graph"`` or ``"function"`` (see the class docstring)."""
+        return self._backend
+
     # -- TF_CONFIG ----------------------------------------------------------------------------
 
     @property
@@ -415,6 +429,16 @@ class RunConfig:
     def __repr__(self) -> str:
         settings = ", ".join(f"{name}={getattr(self, name)!r}" for name in _REPLACEABLE)
         return f"{type(self).__name__}({settings})"
+
+
+def configured_backend(backend: str | None) -> str:
+    """RunConfig's ``backend``: the argument, else ``$ESTIMATOR_CORE_BACKEND``, else ``"auto"``;
+    ``ValueError`` for anything else."""
+    value = backend if backend is not None else os.environ.get(BACKEND_ENV_VAR, "") or "auto"
+    if value not in BACKENDS:
+        source = "RunConfig.backend" if backend is not None else BACKEND_ENV_VAR
+        raise ValueError(f"{source} must be one of {BACKENDS}, got {value!r}")
+    return value
 
 
 _SAVE_CKPT_ERR = "`save_checkpoints_steps` and `save_checkpoints_secs` cannot be both set."
@@ -523,6 +547,8 @@ def _validate(config: RunConfig) -> None:
             f"RunConfig: mixed_precision must be one of {MIXED_PRECISION_POLICIES}, "
             f"got {config.mixed_precision!r}"
         )
+    if config.backend not in BACKENDS:
+        raise ValueError(f"RunConfig.backend must be one of {BACKENDS}, got {config.backend!r}")
     _validate_strategies(config.train_distribute, config.eval_distribute)
 
 

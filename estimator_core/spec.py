@@ -63,8 +63,9 @@ class EstimatorSpec(collections.namedtuple("EstimatorSpec", _FIELDS)):
       contract) is honoured: the Estimator then does not add one (see ``Estimator.train``).
     * ``eval_metric_ops``: dict of name to a metric object that model_fn updated (a Keras
       metric: ``update_state`` called; the Estimator resets it before each evaluation and
-      reads ``result()`` at its end), or a TF1 ``(value, update_op)`` pair (run by backends
-      that execute TF1 graphs; the TF2 function backend refuses it at evaluate()).
+      reads ``result()`` at its end), or a TF1 ``(value, update_op)`` pair as
+      ``tf.compat.v1.metrics.*`` return them (the graph backend runs them; the TF2 function
+      backend refuses them at evaluate()).
     * ``export_outputs``: dict of signature name to :class:`estimator_core.export.ExportOutput`.
       In PREDICT mode, if absent, one ``PredictOutput(predictions)`` is used as
       ``serving_default``; with several entries, one must be named ``serving_default``.
@@ -72,7 +73,9 @@ class EstimatorSpec(collections.namedtuple("EstimatorSpec", _FIELDS)):
       ``evaluation_hooks``, ``prediction_hooks``: hooks run in that mode; a hook is an
       ``estimator_core.SessionRunHook`` or ``tf.compat.v1.train.SessionRunHook``, or any object
       with their five methods.
-    * ``scaffold``: accepted for source compatibility and ignored (TF2 has no graph to finalize).
+    * ``scaffold``: a ``tf.compat.v1.train.Scaffold``: the graph backend finalizes it and runs
+      its ``init_op``, ``local_init_op``, ``init_fn`` and ``saver``; the function backend
+      ignores it (TF2 has no graph to finalize).
 
     ``_replace`` validates the new fields again and cannot change ``mode``.
     """
@@ -212,6 +215,16 @@ def _validate_eval_metric_ops(eval_metric_ops: Any) -> dict[str, Any]:
                 "(e.g. estimator_core.metrics.accuracy(...)) is the TF2 form."
             )
     return dict(eval_metric_ops)
+
+
+def is_tf1_metric(metric: Any) -> bool:
+    """A TF1 streaming metric: a ``(value_op, update_op)`` pair of graph tensors or ops, as
+    ``tf.compat.v1.metrics.*`` return (the graph backend runs them)."""
+    return (
+        isinstance(metric, (tuple, list))
+        and len(metric) == 2
+        and all(getattr(part, "graph", None) is not None for part in metric)
+    )
 
 
 def is_metric_object(value: Any) -> bool:

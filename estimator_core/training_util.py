@@ -40,10 +40,14 @@ def global_step_scope(global_step: tf.Variable) -> Iterator[None]:
     collection = tf.compat.v1.get_default_graph().get_collection_ref(
         tf.compat.v1.GraphKeys.GLOBAL_STEP
     )
-    collection.append(global_step)
+    # By identity: a variable's == is an element-wise comparison. A TF1 graph's own global
+    # step (the graph backend's) is in its collection already: one entry, or TF1 finds none.
+    added = not any(v is global_step for v in collection)
+    if added:
+        collection.append(global_step)
     try:
         yield
     finally:
-        # By identity: a variable's == is an element-wise comparison.
-        del collection[max(i for i, v in enumerate(collection) if v is global_step)]
+        if added:
+            del collection[max(i for i, v in enumerate(collection) if v is global_step)]
         stack.pop()

@@ -139,6 +139,17 @@ class TensorServingInputReceiver(
         )
 
 
+def checked_receiver(receiver: Any) -> ServingInputReceiver | TensorServingInputReceiver:
+    """``receiver`` (what a serving_input_receiver_fn returned), when it is a receiver;
+    ``TypeError`` otherwise."""
+    if not isinstance(receiver, (ServingInputReceiver, TensorServingInputReceiver)):
+        raise TypeError(
+            "serving_input_receiver_fn must return an estimator_core.export."
+            f"ServingInputReceiver, got {type(receiver).__name__}"
+        )
+    return receiver
+
+
 def build_parsing_serving_input_receiver_fn(
     feature_spec: Mapping[str, Any], default_batch_size: int | None = None
 ) -> Callable[[], ServingInputReceiver]:

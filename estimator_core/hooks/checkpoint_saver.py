@@ -98,6 +98,7 @@ class CheckpointSaverHook(SessionRunHook):
         self._last_step: int | None = None
         self._finite = True
         self._listener_step: int | None = None
+        self._session: Any = None
 
     def saves_periodically(self, global_step: int) -> bool:
         """True when it saves during training from ``global_step`` (a step or time policy, or
@@ -127,6 +128,11 @@ class CheckpointSaverHook(SessionRunHook):
         for listener in self.listeners:
             listener.begin()
 
+    def after_create_session(self, session: Any, coord: Any) -> None:
+        # The training session (the graph backend's; None in the function backend) is what
+        # the listeners receive, as in TF1.
+        self._session = session
+
     def start_at(self, global_step: int) -> None:
         self._last_step, self._finite = global_step, True
         self._last_save_time = time.time()
@@ -150,7 +156,7 @@ class CheckpointSaverHook(SessionRunHook):
         if self._finite and not self._checkpointer.holds_step(step):
             self._save(step)
         for listener in self.listeners:
-            listener.end(None, step)
+            listener.end(self._session, step)
 
     def next_trigger_step(self, global_step: int) -> int | None:
         steps = [listener_save_step(listener, global_step) for listener in self.listeners]
@@ -172,11 +178,11 @@ class CheckpointSaverHook(SessionRunHook):
         """Save at ``step``; True when a listener asked training to stop."""
         assert self._checkpointer is not None
         for listener in self.listeners:
-            listener.before_save(None, step)
+            listener.before_save(self._session, step)
         path = self._checkpointer.save()
         self._last_save_time = time.time()
         logger.info("Saving checkpoints for %d into %s.", step, path)
         stop = False
         for listener in self.listeners:
-            stop = bool(listener.after_save(None, step)) or stop
+            stop = bool(listener.after_save(self._session, step)) or stop
         return stop
