@@ -124,7 +124,7 @@ def training_pipeline(params: PipelineParams | None = None) -> PipelineResult:
         if params.stages == "in-process":
             data = prepare_data.with_options(flow_run_name=f"{name}/prepare-data")(params.data)
             trained = train_and_evaluate.with_options(flow_run_name=f"{name}/train-and-evaluate")(
-                params.training, params.tracking, recorder.run_id
+                params.gated_training(), params.tracking, recorder.run_id
             )
             exported = export.with_options(flow_run_name=f"{name}/export")(
                 params.training, params.export, params.tracking, recorder.run_id
@@ -140,7 +140,7 @@ def training_pipeline(params: PipelineParams | None = None) -> PipelineResult:
                 "tracking_params": tracking_params.model_dump(),
                 "mlflow_run_id": recorder.run_id,
             }
-            training = params.training.model_dump()
+            training = params.gated_training().model_dump()
             # The stages' processes add to this run's outbox: hand it over emptied.
             recorder.deliver(required=False)
             _run_stage("prepare_data", {"params": params.data.model_dump()}, f"{name}/prepare-data")
