@@ -12,7 +12,8 @@ With ``stages="in-process"`` (the embedded default) the stages are subflows of t
 ``run_deployment`` on the stage's work pool; the stages hand each other paths only. Either
 way a stage's flow run is named after this one: ``<pipeline run>/train-and-evaluate``.
 
-``python -m flows.training_pipeline`` runs it with the defaults (the README's first command).
+``python -m flows.training_pipeline`` runs it with the defaults (the README's first command);
+its options set any parameter (``--help`` lists them; ``flows/cli.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
 
 from estimator_core.data import read_manifest
+from flows import cli
 from flows.artifacts import artifact_key
 from flows.embedded_api import embedded_api
 from flows.export import ExportResult, export, registration_markdown
@@ -164,8 +166,8 @@ def training_pipeline(params: PipelineParams | None = None) -> PipelineResult:
     return result
 
 
-def main() -> None:
-    params = PipelineParams()
+def main(argv: list[str] | None = None) -> None:
+    params = cli.parse(PipelineParams, argv, "python -m flows.training_pipeline", __doc__)
     with embedded_api():
         result = training_pipeline(params)
     uri = tracking_uri(params.tracking)
