@@ -33,6 +33,7 @@ from flows.artifacts import artifact_key
 from flows.embedded_api import embedded_api
 from flows.export import ExportResult, export, registration_markdown
 from flows.prepare_data import prepare_data
+from flows.process_guard import guard_children
 from flows.train_and_evaluate import TrainingResult, recorded_evaluations, train_and_evaluate
 from tasks.data_prep import PreparedData
 from tasks.params import PipelineParams
@@ -168,6 +169,7 @@ def training_pipeline(params: PipelineParams | None = None) -> PipelineResult:
 
 def main(argv: list[str] | None = None) -> None:
     params = cli.parse(PipelineParams, argv, "python -m flows.training_pipeline", __doc__)
+    guard_children()  # a killed pipeline leaves no embedded Prefect server behind
     with embedded_api():
         result = training_pipeline(params)
     uri = tracking_uri(params.tracking)
