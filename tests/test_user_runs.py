@@ -109,3 +109,41 @@ def test_a_gate_metric_the_model_does_not_produce_fails_the_first_round(prefect_
     assert latest_step(params.training.model_dir) == 30, "it went on training"
     client = MlflowClient(params.tracking.tracking_uri)
     assert client.search_model_versions("name = 'misspelt-gate'") == []
+
+
+def test_a_lock_of_a_running_process_is_refused_and_of_a_gone_one_taken_over(prefect_api, tmp_path):
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from prefect import flow, get_client
+    from prefect.states import Running
+
+    from tasks.model_dir_lock import LOCK_FILE, ModelDirLockedError, model_dir_lock
+    from tasks.processes import process_start_time
+
+    @flow(name="killed-holder")
+    def holder():
+        pass
+
+    with get_client(sync_client=True) as client:  # a killed run: still Running in the API
+        owner = str(client.create_flow_run(holder, state=Running()).id)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    record = {"owner": owner, "host": socket.gethostname(), "pid": other.pid}
+    record["pid_started"] = process_start_time(other.pid)
+    (model_dir / LOCK_FILE).write_text(json.dumps(record | {"since": 0.0}))
+    try:
+        with (
+            pytest.raises(ModelDirLockedError, match=f"flow run {owner} .*pid {other.pid}"),
+            model_dir_lock(str(model_dir), "second-make-run"),
+        ):
+            pass
+    finally:
+        other.kill()
+        other.wait()
+    with model_dir_lock(str(model_dir), "second-make-run"):
+        assert json.loads((model_dir / LOCK_FILE).read_text())["owner"] == "second-make-run"
+    assert not (model_dir / LOCK_FILE).exists()
