@@ -78,6 +78,7 @@ def test_a_params_file_is_read_and_options_override_it(tmp_path):
         (["--params", "/no/such.json"], "--params /no/such.json"),
     ],
 )
+@pytest.mark.fault
 def test_unknown_or_bad_options_are_refused(argv, message, capsys):
     with pytest.raises(SystemExit) as done:
         parse(*argv)
@@ -86,6 +87,7 @@ def test_unknown_or_bad_options_are_refused(argv, message, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.fault
 def test_the_command_refuses_an_unknown_argument_before_running_anything(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.getcwd(), "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(

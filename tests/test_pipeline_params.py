@@ -24,6 +24,7 @@ from tasks.tracking.recorder import flatten
         ({"batch_sise": 3}, "batch_sise"),
     ],
 )
+@pytest.mark.fault
 def test_bad_training_parameters_are_named(settings, message):
     with pytest.raises(ValidationError, match=message):
         TrainingParams(**settings)
@@ -69,6 +70,7 @@ def test_locations_are_made_absolute_and_uris_refused_clearly():
         ({"data": {"sauce": "x.csv"}}, "data.sauce"),
     ],
 )
+@pytest.mark.fault
 def test_parameters_out_of_bounds_are_refused_naming_the_field(params, message):
     with pytest.raises(ValidationError, match=f"(?s){message}"):
         PipelineParams(**params)
@@ -84,6 +86,7 @@ def test_data_prep_settings_reach_the_writer_by_their_names():
     assert DataPrepParams(**dumped) == params  # a deployment's parameters round-trip
 
 
+@pytest.mark.fault
 def test_credentials_in_the_data_source_are_refused_without_repeating_them():
     secret = "pw-5a4b3c"
     with pytest.raises(ValidationError) as refused:
