@@ -291,3 +291,25 @@ def test_artifact_keys_name_their_location():
     assert key.startswith("digits-") and key.endswith("-eval-results")
     assert key != artifact_key("/home/b/checkout/runs/models/digits", "eval-results")
     assert artifact_key("/x/My_Model/", "p") == artifact_key("/x/My_Model", "p")
+
+
+@pytest.mark.fault
+def test_an_early_stopping_or_required_metric_the_evaluation_lacks_is_refused():
+    from flows.train_and_evaluate import check_metrics
+    from tasks.training import Evaluation
+
+    params = TrainingParams(
+        eval_sets=[{"name": "heldout", "split": "eval"}],
+        early_stopping={"eval_name": "heldout", "metric": "los"},
+        required_metrics=["heldout/accuracy"],
+    )
+    assert params.checked_metrics() == ["heldout/accuracy", "heldout/los"]
+    with pytest.raises(ValueError, match=r"produces no metric 'los' \(it has \['accuracy', 'loss'"):
+        check_metrics(params, [Evaluation("heldout", 10, {"loss": 0.3, "accuracy": 0.9})])
+    check_metrics(
+        params.model_copy(update={"early_stopping": None}),
+        [Evaluation("heldout", 10, {"loss": 0.3, "accuracy": 0.9})],
+    )
+    assert PipelineParams().gated_training().required_metrics == ["heldout/accuracy"]
+    unregistered = PipelineParams(export={"registered_model_name": None})
+    assert unregistered.gated_training().required_metrics == []
