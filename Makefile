@@ -23,9 +23,10 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import estimator_core, tensorflow, prefect, mlflow"
 	touch $(STAMP)
 
+# Parameters as options: make run ARGS='--data.source my.csv --data.label y' (--help lists them).
 run: $(STAMP)
 	@[ -t 2 ] && export FORCE_COLOR=1; \
-	$(PY) -m flows.training_pipeline $(NO_GPU_FILTER)
+	$(PY) -m flows.training_pipeline $(ARGS) $(NO_GPU_FILTER)
 
 # What `make run` left, in a real browser: MLflow UI, Prefect UI, TensorBoard (ops/ui_check.py);
 # screenshots in runs/ui/. Needs Debian's chromium (apt-get install -y chromium).

@@ -1,5 +1,7 @@
 """The export flow: the latest checkpoint → SavedModel → MLflow LoggedModel and registry.
 
+refuse when the model_dir's evaluations are of other data than data_dir holds, or (a
+registered model) when the gate's evaluation at the latest step lacks the gate metric
 path = export_model(model_dir → model_dir/export/<name>/<timestamp>)
 the evaluations recorded at the exported step, on their datasets; rows of the data set
 log the SavedModel as a LoggedModel (those evaluations linked) and register a new
@@ -18,6 +20,7 @@ from prefect.runtime import flow_run
 from estimator_core.data import read_manifest
 from flows.artifacts import artifact_key
 from flows.train_and_evaluate import recorded_evaluations
+from tasks import data_lineage
 from tasks.export import export_model, serving_example
 from tasks.params import ExportParams, TrackingParams, TrainingParams
 from tasks.tracking.client import logged_model_url, model_version_url
@@ -82,6 +85,27 @@ def model_record(params: TrainingParams, step: int) -> ModelRecord:
     )
 
 
+def check_gate_evaluation(params: TrainingParams, export_params: ExportParams, step: int) -> None:
+    """ValueError, before anything is exported, when the champion gate would have nothing to
+    read: no evaluation of ``gate_eval`` at the step being exported, or one without
+    ``gate_metric`` (a misspelt metric, "accuracy" of a regressor)."""
+    history = recorded_evaluations(params, export_params.gate_eval)
+    at_step = [entry for entry in history if entry["global_step"] == step]
+    if not at_step:
+        raise ValueError(
+            f"no evaluation of {export_params.gate_eval!r} at step {step}, the step being "
+            "exported: run train-and-evaluate on this model_dir first (the champion gate "
+            "compares that evaluation)"
+        )
+    metrics = sorted(k for k in at_step[-1] if k != "global_step")
+    if export_params.gate_metric not in metrics:
+        raise ValueError(
+            f"export.gate_metric {export_params.gate_metric!r}: eval set "
+            f"{export_params.gate_eval!r} produces no such metric (it has {metrics}); give "
+            "one of these"
+        )
+
+
 def registration_markdown(settings: TrackingParams, result: ExportResult) -> str:
     """The export as Markdown: the SavedModel, the LoggedModel and version, with links."""
     registration = result.registration
@@ -117,8 +141,14 @@ def export(
     about = f"Exports `{params.model_dir}` as `{export_params.registered_model_name}`."
     with tracked_run(tracking_params, mlflow_run_id, about) as recorder:
         recorder.log_params(export_settings(export_params))
+        data_lineage.check_current(
+            params.model_dir, read_manifest(params.data_dir)["fingerprint"], params.data_dir
+        )
+        step = latest_step(params.model_dir)
+        if export_params.registered_model_name:
+            check_gate_evaluation(params, export_params, step)
         path = export_model(params, export_params.export_name)
-        record = model_record(params, latest_step(params.model_dir))
+        record = model_record(params, step)
         registration = register_model(tracking_params, recorder.run_id, path, export_params, record)
     result = ExportResult(path, registration)
     create_markdown_artifact(

@@ -31,7 +31,7 @@ def prepare_data(params: DataPrepParams | None = None) -> PreparedData:
     ``output_dir`` as it was.
     """
     params = params or DataPrepParams()
-    plan = plan_tfrecords(**params.model_dump())
+    plan = plan_tfrecords(**params.model_dump())  # `schema` by its alias
     if plan.cache_hit:
         summary = summarize(plan.cached_manifest(), plan.output_dir)
     else:

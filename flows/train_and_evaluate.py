@@ -50,6 +50,7 @@ from prefect.utilities.annotations import quote
 from estimator_core.data import read_manifest
 from estimator_core.eval_history import HISTORY_FILE, eval_dir, read_eval_history
 from flows.artifacts import artifact_key
+from tasks import data_lineage
 from tasks.model_dir_lock import model_dir_lock
 from tasks.params import TrackingParams, TrainingParams
 from tasks.reports import REPORTS_FOLDER, evaluation_report
@@ -115,6 +116,43 @@ def summarize(evaluations: Iterable[Evaluation]) -> str:
     )
 
 
+def check_metrics(params: TrainingParams, evaluations: Iterable[Evaluation]) -> None:
+    """ValueError when an evaluation lacks a metric the run needs (``required_metrics``, the
+    early-stopping metric): a gate or a stopping rule would otherwise read nothing."""
+    produced = {e.name: e.metrics for e in evaluations}
+    for key in params.checked_metrics():
+        eval_name, _, metric = key.partition("/")
+        if eval_name in produced and metric not in produced[eval_name]:
+            raise ValueError(
+                f"eval set {eval_name!r} produces no metric {metric!r} (it has "
+                f"{sorted(produced[eval_name])}), but {key} is needed (the champion gate's "
+                "export.gate_metric, early_stopping.metric, or training.required_metrics)"
+            )
+
+
+def _adopt_data(params: TrainingParams, recorder: RunRecorder) -> None:
+    """Refuse a model_dir trained on other data, or (``continue_on_new_data``, or a model_dir
+    with no record of its data) evaluate every eval set on the current data at the current
+    step before training on it (``tasks/data_lineage.py``)."""
+    step = latest_step(params.model_dir)
+    fingerprint = read_manifest(params.data_dir)["fingerprint"]
+    if not data_lineage.needs_adoption(
+        params.model_dir, fingerprint, params.data_dir, step, params.continue_on_new_data
+    ):
+        return
+    get_run_logger().warning(
+        "%s: evaluating the checkpoint of step %d on data set %s (%s) before training on it",
+        params.model_dir,
+        step,
+        fingerprint[:16],
+        params.data_dir,
+    )
+    evaluations = [evaluate(quote(params), quote(e)) for e in params.eval_sets]
+    check_metrics(params, evaluations)
+    recorder.log_metrics(round_rows(None, evaluations))
+    data_lineage.adopt(params.model_dir, fingerprint, params.data_dir, step)
+
+
 def _checkpoint_artifacts(model_dir: str, step: int) -> list[ArtifactFile]:
     return [ArtifactFile(path, "checkpoints") for path in checkpoint_files(model_dir, step)]
 
@@ -163,6 +201,7 @@ def _rounds(params: TrainingParams, recorder: RunRecorder) -> int:
         ]
         if missing:
             caught_up = [evaluate(quote(params), quote(e)) for e in missing]
+            check_metrics(params, caught_up)
             recorder.log_metrics(round_rows(None, caught_up))
     table: list[dict[str, Any]] = []
     evaluations: list[Evaluation] = []
@@ -174,6 +213,7 @@ def _rounds(params: TrainingParams, recorder: RunRecorder) -> int:
         trained = train_round(quote(params), schedule.next_stop(step))
         step = trained.global_step
         evaluations = [evaluate(quote(params), quote(e)) for e in params.eval_sets]
+        check_metrics(params, evaluations)
         recorder.log_metrics(
             round_rows(trained, evaluations),
             _checkpoint_artifacts(params.model_dir, step) if checkpoints_each_round else (),
@@ -255,6 +295,7 @@ def train_and_evaluate(
     with tracked_run(tracking_params, mlflow_run_id, about) as recorder:
         _record_inputs(params, recorder)
         with model_dir_lock(params.model_dir, str(flow_run.id)):
+            _adopt_data(params, recorder)
             with sampling(recorder):
                 began = time.perf_counter()
                 step = _rounds(params, recorder)

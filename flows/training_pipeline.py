@@ -12,7 +12,8 @@ With ``stages="in-process"`` (the embedded default) the stages are subflows of t
 ``run_deployment`` on the stage's work pool; the stages hand each other paths only. Either
 way a stage's flow run is named after this one: ``<pipeline run>/train-and-evaluate``.
 
-``python -m flows.training_pipeline`` runs it with the defaults (the README's first command).
+``python -m flows.training_pipeline`` runs it with the defaults (the README's first command);
+its options set any parameter (``--help`` lists them; ``flows/cli.py``).
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
 
 from estimator_core.data import read_manifest
+from flows import cli
 from flows.artifacts import artifact_key
 from flows.embedded_api import embedded_api
 from flows.export import ExportResult, export, registration_markdown
 from flows.prepare_data import prepare_data
+from flows.process_guard import guard_children
 from flows.train_and_evaluate import TrainingResult, recorded_evaluations, train_and_evaluate
 from tasks.data_prep import PreparedData
 from tasks.params import PipelineParams
@@ -124,7 +127,7 @@ def training_pipeline(params: PipelineParams | None = None) -> PipelineResult:
         if params.stages == "in-process":
             data = prepare_data.with_options(flow_run_name=f"{name}/prepare-data")(params.data)
             trained = train_and_evaluate.with_options(flow_run_name=f"{name}/train-and-evaluate")(
-                params.training, params.tracking, recorder.run_id
+                params.gated_training(), params.tracking, recorder.run_id
             )
             exported = export.with_options(flow_run_name=f"{name}/export")(
                 params.training, params.export, params.tracking, recorder.run_id
@@ -140,7 +143,7 @@ def training_pipeline(params: PipelineParams | None = None) -> PipelineResult:
                 "tracking_params": tracking_params.model_dump(),
                 "mlflow_run_id": recorder.run_id,
             }
-            training = params.training.model_dump()
+            training = params.gated_training().model_dump()
             # The stages' processes add to this run's outbox: hand it over emptied.
             recorder.deliver(required=False)
             _run_stage("prepare_data", {"params": params.data.model_dump()}, f"{name}/prepare-data")
@@ -164,8 +167,9 @@ def training_pipeline(params: PipelineParams | None = None) -> PipelineResult:
     return result
 
 
-def main() -> None:
-    params = PipelineParams()
+def main(argv: list[str] | None = None) -> None:
+    params = cli.parse(PipelineParams, argv, "python -m flows.training_pipeline", __doc__)
+    guard_children()  # a killed pipeline leaves no embedded Prefect server behind
     with embedded_api():
         result = training_pipeline(params)
     uri = tracking_uri(params.tracking)

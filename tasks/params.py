@@ -30,14 +30,21 @@ from pydantic import (
     model_validator,
 )
 
-from tasks.locations import check_model_module, checked_location
+from tasks.locations import check_model_module, checked_location, is_inside, refuse_credentials
 
 BUILT_IN_SOURCES = ("sklearn:digits",)
+# Bounds against values no run means (2**70 steps overflows TensorFlow's int64 step counter;
+# 10**9 shards is a billion files): refused up front instead of failing deep inside a stage.
+MAX_STEPS = 10**12
+MAX_SHARDS = 10_000
+MAX_SHARD_BYTES = 1 << 40
 
 
 class _Strict(BaseModel):
     # An unknown key is a typo: refuse it instead of silently running with the default.
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # Errors do not repeat the value given: it may hold a secret (a URL with a password), and
+    # Prefect logs the error; each message names the field and what is wrong instead.
+    model_config = ConfigDict(extra="forbid", validate_default=True, hide_input_in_errors=True)
 
 
 class DataPrepParams(_Strict):
@@ -53,10 +60,21 @@ class DataPrepParams(_Strict):
     splits: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "eval": 0.2})
     seed: int = 0
     split_key: str | None = None
-    shard_bytes: int = Field(128 << 20, gt=0)
-    num_shards: int | None = Field(None, ge=1)
+    shard_bytes: int = Field(128 << 20, gt=0, le=MAX_SHARD_BYTES)
+    num_shards: int | None = Field(None, ge=1, le=MAX_SHARDS)
     compression: str | None = Field(None, pattern="^GZIP$")
     on_bad_row: str = Field("error", pattern="^(error|skip)$")
+    allow_missing: bool | list[str] = Field(
+        False, description="features (True: all) whose missing values are kept, not bad rows"
+    )
+    data_schema: dict[str, Any] | None = Field(
+        None,
+        alias="schema",
+        description="the schema to write (a Schema's JSON dict) instead of the inferred one",
+    )
+    delimiter: str | None = Field(
+        None, min_length=1, max_length=1, description="CSV delimiter (None: by file extension)"
+    )
 
     @field_validator("splits")
     @classmethod
@@ -66,13 +84,18 @@ class DataPrepParams(_Strict):
             raise ValueError(f"split fractions must be positive and sum to 1, got {splits}")
         return splits
 
+    # ``schema`` would shadow BaseModel.schema: the field is ``data_schema``, named ``schema``
+    # in parameters and dumps (the name write_dataset takes).
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
     @field_validator("source")
     @classmethod
     def _source_exists(cls, source: str) -> str:
         if source in BUILT_IN_SOURCES:
             return source
+        refuse_credentials(source, "data.source", "give a local path")
         source = checked_location(source)
-        if "://" not in source and not os.path.exists(source):
+        if not os.path.exists(source):
             raise ValueError(f"source {source!r} does not exist")
         return source
 
@@ -419,8 +442,8 @@ class TrainingParams(_Strict):
     train_split: str = "train"
     batch_size: int = Field(32, gt=0)
     shuffle_buffer: int = Field(10_000, gt=0)
-    round_steps: int = Field(200, gt=0)
-    max_steps: int = Field(1000, gt=0)
+    round_steps: int = Field(200, gt=0, le=MAX_STEPS)
+    max_steps: int = Field(1000, gt=0, le=MAX_STEPS)
     eval_sets: list[EvalSet] = Field(
         default_factory=lambda: [
             EvalSet(name="heldout", split="eval"),
@@ -429,11 +452,31 @@ class TrainingParams(_Strict):
         min_length=1,
     )
     early_stopping: EarlyStopping | None = None
+    continue_on_new_data: bool = Field(
+        False,
+        description="train a model_dir further on a data set other than the one it was "
+        "trained on (its evaluations are redone on the new data first); else refused",
+    )
+    required_metrics: list[str] = Field(
+        default_factory=list,
+        description="'<eval name>/<metric>' keys every evaluation must produce; the run fails "
+        "at the first evaluation that lacks one (the pipeline adds its gate metric)",
+    )
 
     @field_validator("data_dir", "model_dir")
     @classmethod
     def _location(cls, path: str) -> str:
         return checked_location(path)
+
+    @field_validator("model_dir")
+    @classmethod
+    def _not_a_system_folder(cls, path: str) -> str:
+        # A model_dir gets a lock file, checkpoints and an export/ folder, and is the parent
+        # TensorBoard is pointed at: never the filesystem root or a home folder.
+        real = os.path.realpath(path)
+        if real == "/" or real == os.path.realpath(os.path.expanduser("~")):
+            raise ValueError(f"model_dir {path!r} is a system folder: give a folder of its own")
+        return path
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainingParams:
@@ -445,7 +488,24 @@ class TrainingParams(_Strict):
                 f"early_stopping.eval_name {self.early_stopping.eval_name!r} is not one of the "
                 f"eval_sets {names}"
             )
+        for key in self.required_metrics:
+            if key.partition("/")[0] not in names or not key.partition("/")[2]:
+                raise ValueError(
+                    f"required_metrics: {key!r} must be '<eval name>/<metric>' with an eval "
+                    f"name of the eval_sets {names}"
+                )
+        if is_inside(self.model_dir, self.data_dir):
+            raise ValueError(
+                f"model_dir ({self.model_dir}) must not be inside data_dir ({self.data_dir}): "
+                "preparing the data again replaces that folder"
+            )
         return self
+
+    def checked_metrics(self) -> list[str]:
+        """``required_metrics`` and the early-stopping metric (``<eval name>/<metric>``)."""
+        rule = self.early_stopping
+        extra = [f"{rule.eval_name}/{rule.metric}"] if rule is not None else []
+        return list(dict.fromkeys([*self.required_metrics, *extra]))
 
 
 class ExportParams(_Strict):
@@ -505,11 +565,12 @@ class TrackingParams(_Strict):
     @field_validator("tracking_uri")
     @classmethod
     def _no_credentials(cls, uri: str | None) -> str | None:
-        if uri and "@" in uri.split("://", 1)[-1].split("/", 1)[0]:
-            raise ValueError(
-                "credentials do not belong in the tracking URI (parameters are shown in the "
-                "Prefect UI): set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD or "
-                "MLFLOW_TRACKING_TOKEN in the worker's environment"
+        if uri:
+            refuse_credentials(
+                uri,
+                "the tracking URI",
+                "set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD or "
+                "MLFLOW_TRACKING_TOKEN in the worker's environment",
             )
         return uri
 
@@ -542,4 +603,18 @@ class PipelineParams(_Strict):
                 raise ValueError(f"split {needed!r} is not one of data.splits {sorted(splits)}")
         if self.export.gate_eval not in {e.name for e in self.training.eval_sets}:
             raise ValueError(f"export.gate_eval {self.export.gate_eval!r} is not an eval set name")
+        if is_inside(self.tracking.outbox_dir, prepared):
+            raise ValueError(
+                f"tracking.outbox_dir ({self.tracking.outbox_dir}) must not be inside "
+                f"data.output_dir ({prepared}): preparing the data again replaces that folder"
+            )
         return self
+
+    def gated_training(self) -> TrainingParams:
+        """``training`` requiring the champion gate's metric of every gate evaluation (when a
+        model is registered), so a misspelt or absent gate metric fails the first round."""
+        if not self.export.registered_model_name:
+            return self.training
+        key = f"{self.export.gate_eval}/{self.export.gate_metric}"
+        required = list(dict.fromkeys([*self.training.required_metrics, key]))
+        return self.training.model_copy(update={"required_metrics": required})

@@ -187,3 +187,20 @@ def test_export_outputs_validate_and_eval_output(tmp_path):
     )
     assert sorted(output.as_signature_outputs()) == ["loss", "metrics/mean/value", "predictions/p"]
     assert float(output.as_signature_outputs()["metrics/mean/value"]) == 4.0
+
+
+@pytest.mark.fault
+def test_what_a_killed_export_left_is_removed_before_the_next(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tasks.export import remove_abandoned_exports
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for name in (f".temp-1700000000-{gone.pid}", f".temp-1700000001-{os.getpid()}", "1700000002"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "saved_model.pb").write_bytes(b"half")
+    assert remove_abandoned_exports(str(tmp_path)) == [f".temp-1700000000-{gone.pid}"]
+    assert sorted(os.listdir(tmp_path)) == [f".temp-1700000001-{os.getpid()}", "1700000002"]

@@ -61,3 +61,34 @@ def test_two_couriers_of_one_outbox_deliver_each_record_once_in_order(client, tm
     assert [(m.step, m.value) for m in history] == [(s, float(s)) for s in range(20)]
     for courier in couriers:
         courier.close()
+
+
+FULL_DISK_WORKER = """
+import resource, signal, sys
+from tasks.tracking.outbox import Outbox
+from tasks.tracking.records import Batch, MetricRow
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write (EFBIG), do not kill us
+resource.setrlimit(resource.RLIMIT_FSIZE, (512, resource.RLIM_INFINITY))
+rows = tuple(MetricRow(f"m{i}", 1.0, 0, i) for i in range(100))
+try:
+    Outbox(sys.argv[1], "run-1").put(Batch(metrics=rows))
+except OSError as err:
+    print(err)
+"""
+
+
+@pytest.mark.fault
+def test_an_outbox_on_a_full_disk_names_its_folder(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_WORKER, str(tmp_path / "outbox")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"the MLflow outbox {tmp_path / 'outbox' / 'run-1'} cannot keep a record" in done.stdout
+    assert "tracking.outbox_dir" in done.stdout

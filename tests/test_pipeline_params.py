@@ -23,6 +23,7 @@ from tasks.tracking.recorder import flatten
         ({"batch_sise": 3}, "batch_sise"),
     ],
 )
+@pytest.mark.fault
 def test_bad_training_parameters_are_named(settings, message):
     with pytest.raises(ValidationError, match=message):
         TrainingParams(**settings)
@@ -39,10 +40,58 @@ def test_pipeline_parameters_must_connect_the_stages(tmp_path):
         PipelineParams(export={"gate_eval": "nope"})
 
 
-def test_locations_are_made_absolute_but_uris_are_kept():
-    params = TrainingParams(data_dir="rel/data", model_dir="gs://bucket/model")
+def test_locations_are_made_absolute_and_uris_refused_clearly():
+    params = TrainingParams(data_dir="rel/data", model_dir="rel/model")
     assert params.data_dir.startswith("/") and params.data_dir.endswith("rel/data")
-    assert params.model_dir == "gs://bucket/model"
+    # File operations are local: a gs:// model_dir once became a local folder named "gs:".
+    with pytest.raises(ValidationError, match="gs:// locations are not supported.*Mount"):
+        TrainingParams(model_dir="gs://bucket/model")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"training": {"model_dir": "/"}}, "model_dir '/' is a system folder"),
+        ({"training": {"model_dir": "~"}}, "is a system folder"),
+        ({"training": {"model_dir": "runs/data/digits/model"}}, "must not be inside data_dir"),
+        ({"training": {"model_dir": "runs/data/digits"}}, "must not be inside data_dir"),
+        ({"tracking": {"outbox_dir": "runs/data/digits/o"}}, "outbox_dir .* must not be inside"),
+        ({"training": {"model_dir": "runs/m\x00"}}, "NUL character"),
+        ({"data": {"source": "x\x00.csv"}}, "NUL character"),
+        ({"training": {"max_steps": 2**70}}, "max_steps.*less than or equal to 1000000000000"),
+        ({"training": {"round_steps": 2**70}}, "round_steps"),
+        ({"data": {"num_shards": 10**9}}, "num_shards.*less than or equal to 10000"),
+        ({"data": {"shard_bytes": 2**60}}, "shard_bytes"),
+        ({"data": {"delimiter": ";;"}}, "delimiter"),
+        ({"data": {"allow_missing": "yes please"}}, "allow_missing"),
+        ({"data": {"schema": "x.json"}}, "schema"),
+        ({"training": {"required_metrics": ["nope/accuracy"]}}, "required_metrics"),
+        ({"data": {"sauce": "x.csv"}}, "data.sauce"),
+    ],
+)
+@pytest.mark.fault
+def test_parameters_out_of_bounds_are_refused_naming_the_field(params, message):
+    with pytest.raises(ValidationError, match=f"(?s){message}"):
+        PipelineParams(**params)
+
+
+def test_data_prep_settings_reach_the_writer_by_their_names():
+    from tasks.params import DataPrepParams
+
+    params = DataPrepParams(schema={"x": {"dtype": "float32"}}, delimiter=";", allow_missing=["x"])
+    dumped = params.model_dump()
+    assert dumped["schema"] == {"x": {"dtype": "float32"}} and "data_schema" not in dumped
+    assert dumped["delimiter"] == ";" and dumped["allow_missing"] == ["x"]
+    assert DataPrepParams(**dumped) == params  # a deployment's parameters round-trip
+
+
+@pytest.mark.fault
+def test_credentials_in_the_data_source_are_refused_without_repeating_them():
+    secret = "pw-5a4b3c"
+    with pytest.raises(ValidationError) as refused:
+        PipelineParams(data={"source": f"https://alice:{secret}@data.example.com/x.csv"})
+    assert "credentials do not belong in data.source" in str(refused.value)
+    assert secret not in str(refused.value) and "alice" not in str(refused.value)
 
 
 def test_params_flatten_to_mlflow_keys_leaving_unset_values_out():
@@ -133,6 +182,10 @@ def test_locations_stay_inside_the_configured_root(tmp_path, monkeypatch):
         DataPrepParams(output_dir=str(tmp_path) + "-sibling/data")
     with pytest.raises(ValidationError, match="(?s)source.*outside"):
         DataPrepParams(source="/etc/passwd.csv")
+    # A symbolic link inside the root to a folder outside it is outside.
+    (tmp_path / "escape").symlink_to("/etc")
+    with pytest.raises(ValidationError, match="(?s)model_dir.*resolves to /etc/m.*outside"):
+        TrainingParams(model_dir=str(tmp_path / "escape" / "m"))
 
 
 def test_model_modules_outside_the_allowlist_are_refused_before_import(monkeypatch):
@@ -204,6 +257,7 @@ def test_champion_gate():
         return decide("heldout/accuracy", version, candidate, champion, higher)
 
     assert gate(0.9, None).promote and gate(0.9, None).reason == "no champion yet"
+    assert not gate(None, None).promote  # never promoted on a metric nobody measured
     better = gate(0.95, Champion("3", 0.93))
     assert better.promote
     assert better.reason == "heldout/accuracy 0.95 > 0.93 of champion version 3"
@@ -259,3 +313,25 @@ def test_artifact_keys_name_their_location():
     assert key.startswith("digits-") and key.endswith("-eval-results")
     assert key != artifact_key("/home/b/checkout/runs/models/digits", "eval-results")
     assert artifact_key("/x/My_Model/", "p") == artifact_key("/x/My_Model", "p")
+
+
+@pytest.mark.fault
+def test_an_early_stopping_or_required_metric_the_evaluation_lacks_is_refused():
+    from flows.train_and_evaluate import check_metrics
+    from tasks.training import Evaluation
+
+    params = TrainingParams(
+        eval_sets=[{"name": "heldout", "split": "eval"}],
+        early_stopping={"eval_name": "heldout", "metric": "los"},
+        required_metrics=["heldout/accuracy"],
+    )
+    assert params.checked_metrics() == ["heldout/accuracy", "heldout/los"]
+    with pytest.raises(ValueError, match=r"produces no metric 'los' \(it has \['accuracy', 'loss'"):
+        check_metrics(params, [Evaluation("heldout", 10, {"loss": 0.3, "accuracy": 0.9})])
+    check_metrics(
+        params.model_copy(update={"early_stopping": None}),
+        [Evaluation("heldout", 10, {"loss": 0.3, "accuracy": 0.9})],
+    )
+    assert PipelineParams().gated_training().required_metrics == ["heldout/accuracy"]
+    unregistered = PipelineParams(export={"registered_model_name": None})
+    assert unregistered.gated_training().required_metrics == []

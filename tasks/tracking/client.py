@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import threading
 import urllib.parse
 
 from mlflow.exceptions import MlflowException
@@ -36,13 +38,39 @@ def tracking_uri(settings: TrackingParams) -> str:
 def connect(settings: TrackingParams) -> MlflowClient:
     """A client of the tracking store and registry of ``settings``. Loads the credentials of
     ``settings.credentials_block`` into the environment first, when set, and shortens MLflow's
-    HTTP retries (:data:`HTTP_SETTINGS`) unless the environment sets them."""
+    HTTP retries (:data:`HTTP_SETTINGS`) unless the environment sets them. A sqlite store is
+    opened (its schema created or migrated) one process at a time
+    (:func:`open_sqlite_store`)."""
     if settings.credentials_block:
         load_credentials(settings.credentials_block)
     for name, value in HTTP_SETTINGS.items():
         os.environ.setdefault(name, value)
     uri = tracking_uri(settings)
+    if uri.startswith("sqlite:///"):
+        open_sqlite_store(uri)
     return MlflowClient(uri, registry_uri=uri)
+
+
+_opened: set[str] = set()
+_opening = threading.Lock()
+
+
+def open_sqlite_store(uri: str) -> None:
+    """Have MLflow create or migrate the sqlite store of ``uri`` (tracking and registry
+    tables) while holding a file lock beside the database (``<db>.lock``): two processes
+    doing it at once can leave the store broken for good ("table
+    _alembic_tmp_latest_metrics already exists"). Once per process: MLflow keeps the opened
+    store for the URI."""
+    with _opening:
+        if uri in _opened:
+            return
+        database = os.path.abspath(uri.removeprefix("sqlite:///"))
+        os.makedirs(os.path.dirname(database), exist_ok=True)
+        with open(f"{database}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            client = MlflowClient(uri, registry_uri=uri)  # opens the tracking store
+            client.search_registered_models(max_results=1)  # and the registry's
+        _opened.add(uri)
 
 
 def experiment_id(client: MlflowClient, settings: TrackingParams) -> str:

@@ -31,20 +31,22 @@ def decide(
     champion: Champion | None,
     higher_is_better: bool,
 ) -> GateDecision:
-    """The gate, in order: no champion yet → promote; the candidate already is the champion
-    (a retried registration; ``candidate_version`` None: not registered yet) → keep it; either value unknown → promote only when the
-    champion's is the unknown one; otherwise promote when the candidate's ``metric`` is
-    strictly better (``higher_is_better`` says which way). Pure: it reads nothing."""
+    """The gate, in order: the candidate's value unknown → never promote (a model is not
+    promoted on a metric nobody measured); no champion yet → promote; the candidate already
+    is the champion (a retried registration; ``candidate_version`` None: not registered
+    yet) → keep it; the champion's value unknown → promote; otherwise promote when the
+    candidate's ``metric`` is strictly better (``higher_is_better`` says which way). Pure:
+    it reads nothing."""
 
     def decision(promote: bool, reason: str) -> GateDecision:
         return GateDecision(promote, metric, candidate_value, champion, reason)
 
+    if candidate_value is None:
+        return decision(False, f"{metric} of the candidate is unknown")
     if champion is None:
         return decision(True, "no champion yet")
     if candidate_version is not None and champion.version == candidate_version:
         return decision(True, f"version {candidate_version} already is the champion")
-    if candidate_value is None:
-        return decision(False, f"{metric} of the candidate is unknown")
     if champion.value is None:
         return decision(True, f"{metric} of champion version {champion.version} is unknown")
     better = (

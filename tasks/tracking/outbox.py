@@ -140,7 +140,18 @@ class Outbox:
 
     def put(self, record: Record) -> None:
         """Keep ``record`` on disk, after every record already waiting (its artifact files
-        linked, or copied, beside it)."""
+        linked, or copied, beside it); an OSError (a full disk) names the outbox."""
+        try:
+            self._put(record)
+        except OSError as err:
+            raise OSError(
+                err.errno,
+                f"the MLflow outbox {self.dir} cannot keep a record ({err.strerror or err}): "
+                "free space there, or set tracking.outbox_dir to a disk with room; records "
+                "already in it are kept",
+            ) from err
+
+    def _put(self, record: Record) -> None:
         with self._locked(self.run_id):
             os.makedirs(self.dir, exist_ok=True)
             names = self.pending()

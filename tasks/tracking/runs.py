@@ -7,15 +7,21 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import os
+import socket
 import subprocess
 
+from mlflow.tracking import MlflowClient
 from prefect.settings import get_current_settings
 
+from tasks.logs import run_logger
 from tasks.params import TrackingParams
+from tasks.processes import process_is_gone, process_start_time
 from tasks.tracking.client import connect, experiment_id
 from tasks.tracking.outbox import Outbox
 
 FLOW_RUN_TAG = "prefect.flow_run_id"
+# The process recording into a run: a RUNNING run whose process is gone was killed.
+PROCESS_TAGS = ("process.host", "process.pid", "process.started")
 # The ephemeral API has no UI; `prefect server start` on the same database serves it here.
 LOCAL_PREFECT_UI_URL = "http://127.0.0.1:4200"
 
@@ -94,16 +100,63 @@ def run_tags(origin: RunOrigin) -> dict[str, str]:
     return tags
 
 
+def process_tags() -> dict[str, str]:
+    """:data:`PROCESS_TAGS` of this process."""
+    return dict(
+        zip(
+            PROCESS_TAGS,
+            (socket.gethostname(), str(os.getpid()), repr(process_start_time(os.getpid()))),
+            strict=True,
+        )
+    )
+
+
+def finish_killed_runs(
+    client: MlflowClient, experiment: str, settings: TrackingParams
+) -> list[str]:
+    """End the experiment's RUNNING runs whose process, on this host, is gone (a SIGKILLed
+    ``make run``: nobody ended its run): the records it left in the outbox are delivered
+    first, then the run is marked KILLED. Returns their ids."""
+    host = socket.gethostname()
+    found = client.search_runs(
+        [experiment],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{PROCESS_TAGS[0]}` = '{host}'",
+    )
+    killed = []
+    for run in found:
+        tags = run.data.tags
+        try:
+            pid, started = int(tags[PROCESS_TAGS[1]]), float(tags[PROCESS_TAGS[2]])
+        except (KeyError, ValueError):
+            continue
+        if not process_is_gone(host, pid, started):
+            continue
+        Outbox(os.path.abspath(settings.outbox_dir), run.info.run_id).deliver(client)
+        client.set_terminated(run.info.run_id, status="KILLED")
+        killed.append(run.info.run_id)
+        run_logger(__name__).warning(
+            "MLflow run %s (flow run %s) was left RUNNING by process %d, which is gone: "
+            "delivered what its outbox held and marked it KILLED",
+            run.info.run_id,
+            tags.get(FLOW_RUN_TAG),
+            pid,
+        )
+    return killed
+
+
 def start_or_resume_run(settings: TrackingParams, origin: RunOrigin) -> TrackedRun:
     """The MLflow run tagged with ``origin.flow_run_id``, created (with :func:`run_tags`, named
     ``settings.run_name`` or after the flow run) when there is none.
 
     A retried or resumed Prefect flow run keeps its id, so it continues the same MLflow run
     (set back to RUNNING, after the records an earlier attempt left in the outbox are
-    delivered: its FAILED mark among them) instead of starting a new one.
+    delivered: its FAILED mark among them) instead of starting a new one. Runs of this
+    experiment left RUNNING by a killed process of this host are ended first
+    (:func:`finish_killed_runs`). The run is tagged with the process recording into it.
     """
     client = connect(settings)
     experiment = experiment_id(client, settings)
+    finish_killed_runs(client, experiment, settings)
     found = client.search_runs(
         [experiment],
         filter_string=f"tags.`{FLOW_RUN_TAG}` = '{origin.flow_run_id}'",
@@ -114,9 +167,13 @@ def start_or_resume_run(settings: TrackingParams, origin: RunOrigin) -> TrackedR
         Outbox(os.path.abspath(settings.outbox_dir), run_id).deliver(client)
         if found[0].info.status != "RUNNING":
             client.update_run(run_id, status="RUNNING")
+        for key, value in process_tags().items():
+            client.set_tag(run_id, key, value)
         return TrackedRun(run_id, experiment)
     run = client.create_run(
-        experiment, tags=run_tags(origin), run_name=settings.run_name or origin.flow_run_name
+        experiment,
+        tags=run_tags(origin) | process_tags(),
+        run_name=settings.run_name or origin.flow_run_name,
     )
     return TrackedRun(run.info.run_id, experiment)
 
