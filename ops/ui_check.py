@@ -122,7 +122,9 @@ def find_pipeline(workdir: str, prefect_api: str) -> Pipeline:
     """The latest pipeline run in ``workdir/mlflow.db`` and its Prefect flow runs."""
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
+    uri = f"sqlite:///{workdir}/mlflow.db"
+    # The registry named too: a registry URI set earlier in this process would win otherwise.
+    client = MlflowClient(uri, registry_uri=uri)
     experiment = client.get_experiment_by_name("estimator-pipelines")
     [run] = client.search_runs(
         [experiment.experiment_id],
