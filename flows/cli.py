@@ -22,16 +22,31 @@ from pydantic import BaseModel, ValidationError
 
 
 def _sections(model: type[BaseModel], prefix: str = "") -> list[tuple[str, Any]]:
-    """(dotted name, pydantic FieldInfo) of every leaf field; nested models are walked."""
+    """(dotted name, pydantic FieldInfo) of every leaf field; nested models are walked. A
+    field that is one of several models (``training.model``: model code or a premade
+    estimator) is an option of its own (JSON) and its default's model is walked too."""
     leaves = []
     for name, info in model.model_fields.items():
         key = info.alias or name
-        annotation = info.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            leaves += _sections(annotation, f"{prefix}{key}.")
-        else:
+        nested = _nested_model(info)
+        if nested is None or nested is not info.annotation:
             leaves.append((f"{prefix}{key}", info))
+        if nested is not None:
+            leaves += _sections(nested, f"{prefix}{key}.")
     return leaves
+
+
+def _nested_model(info: Any) -> type[BaseModel] | None:
+    """The model whose fields are options under this field: its own model class, or, for a
+    union of models, the model of its default."""
+    annotation = info.annotation
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        default = info.default_factory() if info.default_factory is not None else info.default
+        if isinstance(default, BaseModel):
+            return type(default)
+    return None
 
 
 def _is_plain_string(annotation: Any) -> bool:
@@ -43,7 +58,9 @@ def _is_plain_string(annotation: Any) -> bool:
 
 
 def _is_structured(annotation: Any) -> bool:
-    """A list, dict or model (possibly optional): given as JSON."""
+    """A list, dict or model (possibly optional, or one of several): given as JSON."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _is_structured(typing.get_args(annotation)[0])
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         return any(_is_structured(a) for a in typing.get_args(annotation))
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -85,8 +102,7 @@ def _field(model: type[BaseModel], dotted: str) -> Any:
     info = None
     for part in dotted.split("."):
         info = next(i for n, i in model.model_fields.items() if (i.alias or n) == part)
-        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
-            model = info.annotation
+        model = _nested_model(info) or model
     return info
 
 

@@ -28,6 +28,7 @@ def test_help_lists_every_parameter_with_its_default(capsys):
         "--data.schema JSON",
         "--data.allow_missing JSON",
         "--data.delimiter",
+        "--training.model JSON",
         "--training.model.model_fn",
         "--training.continue_on_new_data",
         "--export.gate_metric",
@@ -101,3 +102,10 @@ def test_the_command_refuses_an_unknown_argument_before_running_anything(tmp_pat
     assert done.returncode == 2, done.stderr[-2000:]
     assert "unrecognized arguments: --source x.csv" in done.stderr
     assert os.listdir(tmp_path) == [], "it ran something"
+
+
+def test_the_model_option_takes_a_premade_estimator_and_the_dotted_ones_model_code():
+    premade = parse("--training.model", '{"premade": "DNNClassifier", "hidden_units": [8]}')
+    assert premade.training.model.premade == "DNNClassifier"
+    code = parse("--training.model.model_fn", "examples.digits:model_fn")
+    assert code.training.model.model_fn == "examples.digits:model_fn"

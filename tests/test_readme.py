@@ -16,8 +16,9 @@ def test_quickstart_runs(tmp_path):
     with open(os.path.join(ROOT, "README.md")) as f:
         readme = f.read()
     code = re.search(r"## Quickstart.*?```python\n(.*?)```", readme, re.S).group(1)
-    # The premade section's snippet continues the quickstart (its input_fns).
-    code += re.search(r"## Premade estimators.*?```python\n(.*?)```", readme, re.S).group(1)
+    # The premade and TF1 sections' snippets continue the quickstart (its input_fns).
+    for section in ("Premade estimators", "Your TF1 code"):
+        code += re.search(f"## {section}.*?```python\n(.*?)```", readme, re.S).group(1)
     script = tmp_path / "quickstart.py"
     script.write_text(code)
     env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -31,8 +32,8 @@ def test_quickstart_runs(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "'global_step': 1000" in out.stdout
-    premade = re.search(r"'accuracy': array\(([0-9.]+)[^\n]*'global_step': 500", out.stdout)
-    assert premade and float(premade[1]) > 0.9, out.stdout[-2000:]
+    premade, tf1 = re.findall(r"'accuracy': array\(([0-9.]+)[^\n]*'global_step': 500", out.stdout)
+    assert float(premade) > 0.9 and float(tf1) > 0.9, out.stdout[-2000:]
     assert os.listdir(tmp_path / "runs" / "digits" / "export")
 
 
